@@ -1,0 +1,1 @@
+//! Subject-key normalisers (being written).

@@ -1,0 +1,62 @@
+//! The `Store` trait: what the node needs from its database, in domain terms.
+//! SQLite implements it today and PostgreSQL later, behind the same trait and
+//! the same conformance suite. Implementations keep flag and consent content
+//! encrypted at rest and index subjects by blind token only.
+
+use crate::blind_token::SubjectToken;
+use crate::consent::{Consent, NewConsent};
+use crate::error::CoreResult;
+use crate::flag::{Flag, FlagChange, NewFlag};
+use crate::identifier::AgencyId;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A flag found by a lookup, with which of the asked tokens matched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagMatch {
+    pub flag: Flag,
+    pub matched: Vec<SubjectToken>,
+}
+
+/// A node's durable state: flags, their history, and consents.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Creates a flag (`id` is `None`) or replaces one (`id` names a flag of
+    /// `owner`; another agency's flag is `NotFound`). Bumps the revision and
+    /// appends a history entry in the same transaction.
+    async fn put_flag(&self, flag: NewFlag, at: OffsetDateTime) -> CoreResult<Flag>;
+
+    /// A flag of `owner`, or `None`.
+    async fn get_flag(&self, owner: &AgencyId, id: Uuid) -> CoreResult<Option<Flag>>;
+
+    /// Flags of `owner` ordered by id, starting after `after`, at most `limit`.
+    async fn list_flags(&self, owner: &AgencyId, after: Option<Uuid>, limit: usize) -> CoreResult<Vec<Flag>>;
+
+    /// The history of a flag of `owner`, oldest first.
+    async fn flag_history(&self, owner: &AgencyId, id: Uuid) -> CoreResult<Vec<FlagChange>>;
+
+    /// Every flag carrying any of `tokens` (kind and token both match).
+    async fn find_flags(&self, tokens: &[SubjectToken]) -> CoreResult<Vec<FlagMatch>>;
+
+    /// Records a consent for a flag of `consent.owner` (`NotFound` otherwise).
+    /// The caller validates it first.
+    async fn record_consent(&self, consent: NewConsent, at: OffsetDateTime) -> CoreResult<Consent>;
+
+    /// Revokes a consent of `owner`. Revoking twice is `FailedPrecondition`.
+    async fn revoke_consent(
+        &self,
+        owner: &AgencyId,
+        id: Uuid,
+        by: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> CoreResult<Consent>;
+
+    /// Consents of a flag of `owner`, oldest first.
+    async fn list_consents(&self, owner: &AgencyId, flag_id: Uuid) -> CoreResult<Vec<Consent>>;
+
+    /// Consents of each of `flag_ids`, for deciding a lookup in one query.
+    async fn consents_for_flags(&self, flag_ids: &[Uuid]) -> CoreResult<HashMap<Uuid, Vec<Consent>>>;
+}
