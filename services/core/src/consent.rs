@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn each_missing_element_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut NewConsent)>)> = vec![
+        type ConsentEdit = Box<dyn Fn(&mut NewConsent)>;
+        let cases: Vec<(&str, ConsentEdit)> = vec![
             ("consent.subject_name", Box::new(|c| c.elements.subject_name.clear())),
             ("consent.disclosing_party", Box::new(|c| c.elements.disclosing_party = "  ".into())),
             ("consent.information_description", Box::new(|c| c.elements.information_description.clear())),

@@ -1,0 +1,1205 @@
+//! [`SqliteStore`]: the `Store` trait on one SQLite file in WAL mode, through
+//! rusqlite on a small pool of blocking connections, with the schema migrated
+//! at open and every flag and consent body sealed under the node data key.
+//!
+//! Every connection runs with `journal_mode=WAL`, `synchronous=FULL` (an
+//! acknowledged consent revocation survives a power loss), `foreign_keys=ON`
+//! and `busy_timeout=5000`. Each write is one immediate transaction.
+//!
+//! This module must never write a subject's name, birth date, phone,
+//! address, clinical detail or consent text outside a sealed body, never put
+//! such values in a log or an error message, and never return a row it could
+//! not authenticate.
+
+use crate::data_key::DataKey;
+use crate::pool::ConnectionPool;
+use crate::seal::{RowBinding, Sealer};
+use crate::{
+    DEFAULT_POOL_SIZE, MAX_CONSENT_QUERY_FLAGS, MAX_FLAG_TOKENS, MAX_LIST_LIMIT, MAX_LOOKUP_TOKENS,
+    MAX_POOL_SIZE,
+};
+use async_trait::async_trait;
+use flagnet_core::consent::Revocation;
+use flagnet_core::flag::{FlagChange, check_text};
+use flagnet_core::{
+    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError,
+    CoreResult, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store,
+    SubjectKeyKind, SubjectToken, TimeBoundBasis,
+};
+use rusqlite::types::Value;
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+/// How long a connection waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Prepared statements kept per connection (lookups vary by token count).
+const STATEMENT_CACHE_CAPACITY: usize = 96;
+/// What the data key check row holds, sealed.
+const DATA_KEY_CHECK: &[u8] = b"flagnet data key check v1";
+const DATE_FORMAT: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+const FLAGS: &str = "flags";
+const FLAG_HISTORY: &str = "flag_history";
+const CONSENTS: &str = "consents";
+
+/// The flag columns every flag query selects, in this order, followed by the
+/// token's `kind` and `token` (NULL when a flag has none).
+const FLAG_COLUMNS: &str =
+    "f.id, f.owner, f.status, f.review_date, f.revision, f.created_at, f.updated_at, f.sealed";
+const CONSENT_COLUMNS: &str =
+    "id, flag_id, owner, valid_from, valid_until, recorded_at, revoked_at, sealed";
+
+/// A node's flags and consents in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: ConnectionPool,
+    sealer: Arc<Sealer>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The pool size a node uses unless configured otherwise.
+    pub const DEFAULT_POOL_SIZE: usize = DEFAULT_POOL_SIZE;
+
+    /// Opens (creating if need be) the database file at `path`, migrates it,
+    /// checks that `data_key` is the key it was written under, and opens
+    /// `pool_size` connections. Blocks while it does so: call it at start-up
+    /// or inside `spawn_blocking`.
+    pub fn open(path: &Path, data_key: DataKey, pool_size: usize) -> CoreResult<SqliteStore> {
+        if !(1..=MAX_POOL_SIZE).contains(&pool_size) {
+            return Err(CoreError::invalid(
+                "store.pool_size",
+                format!("must be between 1 and {MAX_POOL_SIZE}, got {pool_size}"),
+            ));
+        }
+        create_private_file(path)?;
+        let sealer = Sealer::new(&data_key);
+        let mut first = open_connection(path)?;
+        let report = embedded::migrations::runner()
+            .set_abort_divergent(true)
+            .set_abort_missing(true)
+            .run(&mut first)
+            .map_err(|error| {
+                tracing::error!(path = %path.display(), %error, "database migration failed");
+                CoreError::Internal(format!(
+                    "cannot migrate database {}: {error}",
+                    path.display()
+                ))
+            })?;
+        check_data_key(&first, &sealer, path)?;
+        let mut connections = Vec::with_capacity(pool_size);
+        connections.push(first);
+        for _ in 1..pool_size {
+            connections.push(open_connection(path)?);
+        }
+        tracing::info!(
+            path = %path.display(),
+            pool_size,
+            migrations_applied = report.applied_migrations().len(),
+            "store opened"
+        );
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            pool: ConnectionPool::new(connections),
+            sealer: Arc::new(sealer),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates the file readable by its owner only, so SQLite gives the `-wal`
+/// and `-shm` files the same mode. An existing file is left as it is.
+fn create_private_file(path: &Path) -> CoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(CoreError::Unavailable(format!(
+            "cannot create database file {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
+fn open_connection(path: &Path) -> CoreResult<Connection> {
+    let unavailable = |what: &str, error: rusqlite::Error| {
+        tracing::error!(path = %path.display(), %error, what, "cannot prepare database connection");
+        CoreError::Unavailable(format!(
+            "cannot open database {}: {what}: {error}",
+            path.display()
+        ))
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|error| unavailable("open", error))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|error| unavailable("busy_timeout", error))?;
+    let journal_mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|error| unavailable("journal_mode", error))?;
+    if !journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(CoreError::Unavailable(format!(
+            "database {} cannot use WAL journal mode (got {journal_mode})",
+            path.display()
+        )));
+    }
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(|error| unavailable("synchronous", error))?;
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .map_err(|error| unavailable("foreign_keys", error))?;
+    let synchronous: i64 = connection
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .map_err(|error| unavailable("synchronous", error))?;
+    let foreign_keys: i64 = connection
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .map_err(|error| unavailable("foreign_keys", error))?;
+    // 2 is FULL
+    if synchronous != 2 || foreign_keys != 1 {
+        return Err(CoreError::Unavailable(format!(
+            "database {} refused synchronous=FULL or foreign_keys=ON",
+            path.display()
+        )));
+    }
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    Ok(connection)
+}
+
+/// Seals the check value on first open; on every later open, refuses a key
+/// that cannot open it.
+fn check_data_key(connection: &Connection, sealer: &Sealer, path: &Path) -> CoreResult<()> {
+    let failed = |error: rusqlite::Error| {
+        tracing::error!(path = %path.display(), %error, "cannot read the data key check");
+        CoreError::Unavailable(format!("cannot read database {}: {error}", path.display()))
+    };
+    let binding = RowBinding::new("store_meta", "data_key_check");
+    let sealed_check = sealer.seal_bytes(&binding, DATA_KEY_CHECK)?;
+    connection
+        .execute(
+            "INSERT OR IGNORE INTO store_meta (name, value) VALUES ('data_key_check', ?1)",
+            [&sealed_check],
+        )
+        .map_err(failed)?;
+    let stored: Vec<u8> = connection
+        .query_row(
+            "SELECT value FROM store_meta WHERE name = 'data_key_check'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(failed)?;
+    match sealer.open_bytes(&binding, &stored) {
+        Ok(plaintext) if plaintext == DATA_KEY_CHECK => Ok(()),
+        _ => {
+            tracing::error!(path = %path.display(), "data key does not open this database");
+            Err(CoreError::Internal(format!(
+                "{} cannot be decrypted with this data key: it was written under another key",
+                path.display()
+            )))
+        }
+    }
+}
+
+/// Maps a SQLite failure to the core error: a lock held too long or a disk
+/// that cannot be written is `Unavailable`, anything else `Internal`.
+pub(crate) fn sql_error(operation: &'static str) -> impl Fn(rusqlite::Error) -> CoreError {
+    move |error| {
+        tracing::error!(operation, %error, "store statement failed");
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                CoreError::Unavailable(format!("store is busy ({operation})"))
+            }
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::OutOfMemory,
+            ) => CoreError::Unavailable(format!("store cannot be written ({operation}): {error}")),
+            _ => CoreError::Internal(format!("store operation {operation} failed: {error}")),
+        }
+    }
+}
+
+fn corrupt(table: &str, row_id: &str, what: impl fmt::Display) -> CoreError {
+    tracing::error!(table, row_id, what = %what, "store row is corrupt");
+    CoreError::Internal(format!("{table} row {row_id} is corrupt: {what}"))
+}
+
+// ---- encodings (see the migration's header) ----
+
+fn instant_to_sql(field: &str, at: OffsetDateTime) -> CoreResult<i64> {
+    i64::try_from(at.unix_timestamp_nanos())
+        .map_err(|_| CoreError::invalid(field, "must be between the years 1678 and 2261"))
+}
+
+fn instant_from_sql(table: &str, row_id: &str, nanos: i64) -> CoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map_err(|error| corrupt(table, row_id, error))
+}
+
+fn optional_instant_from_sql(
+    table: &str,
+    row_id: &str,
+    nanos: Option<i64>,
+) -> CoreResult<Option<OffsetDateTime>> {
+    nanos
+        .map(|nanos| instant_from_sql(table, row_id, nanos))
+        .transpose()
+}
+
+fn date_to_sql(date: Date) -> CoreResult<String> {
+    date.format(DATE_FORMAT)
+        .map_err(|error| CoreError::invalid("flag.review_date", error.to_string()))
+}
+
+fn date_from_sql(row_id: &str, text: &str) -> CoreResult<Date> {
+    Date::parse(text, DATE_FORMAT)
+        .map_err(|error| corrupt(FLAGS, row_id, format_args!("review_date: {error}")))
+}
+
+fn uuid_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<Uuid> {
+    Uuid::parse_str(text).map_err(|error| corrupt(table, row_id, format_args!("uuid: {error}")))
+}
+
+fn agency_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<AgencyId> {
+    AgencyId::parse(text).map_err(|error| corrupt(table, row_id, format_args!("owner: {error}")))
+}
+
+fn status_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<FlagStatus> {
+    match text {
+        "active" => Ok(FlagStatus::Active),
+        "unverified" => Ok(FlagStatus::Unverified),
+        "lapsed" => Ok(FlagStatus::Lapsed),
+        "revoked" => Ok(FlagStatus::Revoked),
+        "archived" => Ok(FlagStatus::Archived),
+        other => Err(corrupt(
+            table,
+            row_id,
+            format_args!("unknown status {other:?}"),
+        )),
+    }
+}
+
+fn revision_from_sql(table: &str, row_id: &str, revision: i64) -> CoreResult<u64> {
+    u64::try_from(revision).map_err(|_| corrupt(table, row_id, "negative revision"))
+}
+
+fn token_from_sql(row_id: &str, kind: &str, token: &[u8]) -> CoreResult<SubjectToken> {
+    let kind =
+        SubjectKeyKind::parse(kind).map_err(|error| corrupt("flag_tokens", row_id, error))?;
+    let token =
+        BlindToken::from_slice(token).map_err(|error| corrupt("flag_tokens", row_id, error))?;
+    Ok(SubjectToken { kind, token })
+}
+
+/// The tokens in their first-given order, each once.
+fn distinct_in_order(tokens: &[SubjectToken]) -> Vec<SubjectToken> {
+    let mut seen = HashSet::with_capacity(tokens.len());
+    tokens
+        .iter()
+        .copied()
+        .filter(|token| seen.insert(*token))
+        .collect()
+}
+
+/// `(?1, ?2), (?3, ?4), ...` for `rows` rows of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut text = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..width {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push('?');
+            text.push_str(&(row * width + column + 1).to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+// ---- sealed bodies and their bindings ----
+
+/// What a flag row seals: everything about the subject and who wrote it.
+#[derive(Serialize, Deserialize)]
+struct FlagBody {
+    content: FlagContent,
+    basis: Option<TimeBoundBasis>,
+    updated_by: String,
+}
+
+/// What a history row seals: who made the change and why.
+#[derive(Serialize, Deserialize)]
+struct HistoryBody {
+    changed_by: String,
+    reason: String,
+}
+
+/// What a consent row seals: the form, its scope, and its revocation.
+#[derive(Serialize, Deserialize)]
+struct ConsentBody {
+    basis: ConsentBasis,
+    elements: ConsentElements,
+    scope: ConsentScope,
+    recorded_by: String,
+    revocation: Option<Revocation>,
+}
+
+/// A flag row's plaintext columns, as stored.
+struct FlagRow {
+    id: String,
+    owner: String,
+    status: String,
+    review_date: Option<String>,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+    sealed: Vec<u8>,
+}
+
+impl FlagRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            owner: row.get(1)?,
+            status: row.get(2)?,
+            review_date: row.get(3)?,
+            revision: row.get(4)?,
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+            sealed: row.get(7)?,
+        })
+    }
+
+    /// Binds every plaintext column, and the flag's tokens in order, so that
+    /// neither can be edited or re-pointed without the body failing to open.
+    fn binding(&self, tokens: &[SubjectToken]) -> RowBinding {
+        let mut binding = RowBinding::new(FLAGS, self.id.as_str())
+            .text(&self.owner)
+            .text(&self.status)
+            .optional_text(self.review_date.as_deref())
+            .integer(self.revision)
+            .integer(self.created_at)
+            .integer(self.updated_at)
+            .integer(tokens.len() as i64);
+        for token in tokens {
+            binding = binding
+                .text(token.kind.as_str())
+                .bytes(token.token.as_bytes());
+        }
+        binding
+    }
+
+    fn open(self, sealer: &Sealer, tokens: Vec<SubjectToken>) -> CoreResult<Flag> {
+        let body: FlagBody = sealer.open(&self.binding(&tokens), &self.sealed)?;
+        let row_id = self.id.as_str();
+        Ok(Flag {
+            id: uuid_from_sql(FLAGS, row_id, row_id)?,
+            owner: agency_from_sql(FLAGS, row_id, &self.owner)?,
+            status: status_from_sql(FLAGS, row_id, &self.status)?,
+            review_date: self
+                .review_date
+                .as_deref()
+                .map(|text| date_from_sql(row_id, text))
+                .transpose()?,
+            basis: body.basis,
+            content: body.content,
+            subject_tokens: tokens,
+            created_at: instant_from_sql(FLAGS, row_id, self.created_at)?,
+            updated_at: instant_from_sql(FLAGS, row_id, self.updated_at)?,
+            updated_by: body.updated_by,
+            revision: revision_from_sql(FLAGS, row_id, self.revision)?,
+        })
+    }
+}
+
+fn history_binding(
+    flag_id: &str,
+    owner: &str,
+    revision: i64,
+    changed_at: i64,
+    status: &str,
+) -> RowBinding {
+    RowBinding::new(FLAG_HISTORY, format!("{flag_id}/{revision}"))
+        .text(owner)
+        .integer(revision)
+        .integer(changed_at)
+        .text(status)
+}
+
+/// A consent row's plaintext columns, as stored.
+struct ConsentRow {
+    id: String,
+    flag_id: String,
+    owner: String,
+    valid_from: i64,
+    valid_until: Option<i64>,
+    recorded_at: i64,
+    revoked_at: Option<i64>,
+    sealed: Vec<u8>,
+}
+
+impl ConsentRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            flag_id: row.get(1)?,
+            owner: row.get(2)?,
+            valid_from: row.get(3)?,
+            valid_until: row.get(4)?,
+            recorded_at: row.get(5)?,
+            revoked_at: row.get(6)?,
+            sealed: row.get(7)?,
+        })
+    }
+
+    fn binding(&self) -> RowBinding {
+        RowBinding::new(CONSENTS, self.id.as_str())
+            .text(&self.flag_id)
+            .text(&self.owner)
+            .integer(self.valid_from)
+            .optional_integer(self.valid_until)
+            .integer(self.recorded_at)
+            .optional_integer(self.revoked_at)
+    }
+
+    fn open_body(&self, sealer: &Sealer) -> CoreResult<ConsentBody> {
+        let body: ConsentBody = sealer.open(&self.binding(), &self.sealed)?;
+        let sealed_revoked_at = body
+            .revocation
+            .as_ref()
+            .map(|revocation| instant_to_sql("consent.revocation.at", revocation.at))
+            .transpose()
+            .map_err(|error| corrupt(CONSENTS, &self.id, error))?;
+        if sealed_revoked_at != self.revoked_at {
+            return Err(corrupt(
+                CONSENTS,
+                &self.id,
+                "revocation does not match revoked_at",
+            ));
+        }
+        Ok(body)
+    }
+
+    fn into_consent(self, body: ConsentBody) -> CoreResult<Consent> {
+        let row_id = self.id.as_str();
+        Ok(Consent {
+            id: uuid_from_sql(CONSENTS, row_id, row_id)?,
+            flag_id: uuid_from_sql(CONSENTS, row_id, &self.flag_id)?,
+            owner: agency_from_sql(CONSENTS, row_id, &self.owner)?,
+            basis: body.basis,
+            elements: body.elements,
+            scope: body.scope,
+            valid_from: instant_from_sql(CONSENTS, row_id, self.valid_from)?,
+            valid_until: optional_instant_from_sql(CONSENTS, row_id, self.valid_until)?,
+            recorded_at: instant_from_sql(CONSENTS, row_id, self.recorded_at)?,
+            recorded_by: body.recorded_by,
+            revocation: body.revocation,
+        })
+    }
+
+    fn open(self, sealer: &Sealer) -> CoreResult<Consent> {
+        let body = self.open_body(sealer)?;
+        self.into_consent(body)
+    }
+}
+
+/// A flag row with its tokens, and which of them a lookup asked for.
+struct LoadedFlag {
+    row: FlagRow,
+    tokens: Vec<SubjectToken>,
+    matched: Vec<SubjectToken>,
+}
+
+/// Groups rows of `FLAG_COLUMNS, kind, token [, matched]`, ordered by flag id
+/// then token position, into one entry per flag.
+fn collect_flags(
+    mut rows: rusqlite::Rows<'_>,
+    with_matched: bool,
+    operation: &'static str,
+) -> CoreResult<Vec<LoadedFlag>> {
+    let sql = sql_error(operation);
+    let mut loaded: Vec<LoadedFlag> = Vec::new();
+    while let Some(row) = rows.next().map_err(&sql)? {
+        let id: String = row.get(0).map_err(&sql)?;
+        let current = match loaded.last_mut() {
+            Some(last) if last.row.id == id => last,
+            _ => {
+                loaded.push(LoadedFlag {
+                    row: FlagRow::read(row).map_err(&sql)?,
+                    tokens: Vec::new(),
+                    matched: Vec::new(),
+                });
+                let Some(pushed) = loaded.last_mut() else {
+                    return Err(CoreError::Internal(format!("{operation} lost a row")));
+                };
+                pushed
+            }
+        };
+        let kind: Option<String> = row.get(8).map_err(&sql)?;
+        let token: Option<Vec<u8>> = row.get(9).map_err(&sql)?;
+        let (Some(kind), Some(token)) = (kind, token) else {
+            continue;
+        };
+        let token = token_from_sql(&id, &kind, &token)?;
+        current.tokens.push(token);
+        if with_matched && row.get::<_, bool>(10).map_err(&sql)? {
+            current.matched.push(token);
+        }
+    }
+    Ok(loaded)
+}
+
+/// The owner of flag `id`, if there is such a flag.
+fn flag_owner(
+    transaction: &Transaction<'_>,
+    id: &str,
+    operation: &'static str,
+) -> CoreResult<Option<String>> {
+    transaction
+        .prepare_cached("SELECT owner FROM flags WHERE id = ?1")
+        .and_then(|mut statement| statement.query_row([id], |row| row.get(0)).optional())
+        .map_err(sql_error(operation))
+}
+
+/// `NotFound` unless flag `id` exists and belongs to `owner`; another
+/// agency's flag is indistinguishable from none.
+fn require_own_flag(
+    transaction: &Transaction<'_>,
+    owner: &str,
+    id: &str,
+    operation: &'static str,
+) -> CoreResult<()> {
+    match flag_owner(transaction, id, operation)? {
+        Some(stored_owner) if stored_owner == owner => Ok(()),
+        _ => Err(CoreError::NotFound("flag".into())),
+    }
+}
+
+fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
+    check_text(field, value)?;
+    if value.trim().is_empty() {
+        return Err(CoreError::invalid(field, "is required"));
+    }
+    Ok(())
+}
+
+fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
+    flag.content
+        .validate()
+        .map_err(|error| error.under("flag"))?;
+    if let Some(basis) = &flag.basis {
+        check_text("flag.basis.kind", &basis.kind)?;
+    }
+    if flag.subject_tokens.len() > MAX_FLAG_TOKENS {
+        return Err(CoreError::invalid(
+            "flag.subject_tokens",
+            format!(
+                "must have at most {MAX_FLAG_TOKENS} entries, got {}",
+                flag.subject_tokens.len()
+            ),
+        ));
+    }
+    check_required_text("flag.author", &flag.author)?;
+    check_required_text("flag.reason", &flag.reason)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_flag(&self, flag: NewFlag, at: OffsetDateTime) -> CoreResult<Flag> {
+        const OPERATION: &str = "put_flag";
+        validate_new_flag(&flag)?;
+        let at_nanos = instant_to_sql("flag.updated_at", at)?;
+        let review_date = flag.review_date.map(date_to_sql).transpose()?;
+        let tokens = distinct_in_order(&flag.subject_tokens);
+        let sealer = Arc::clone(&self.sealer);
+        let stored = self
+            .pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let owner = flag.owner.as_str();
+                let (id, revision, created_at) = match flag.id {
+                    None => (Uuid::new_v4(), 1_i64, at_nanos),
+                    Some(id) => {
+                        let existing: Option<(String, i64, i64)> = transaction
+                            .prepare_cached("SELECT owner, revision, created_at FROM flags WHERE id = ?1")
+                            .and_then(|mut statement| {
+                                statement
+                                    .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                                    .optional()
+                            })
+                            .map_err(&sql)?;
+                        match existing {
+                            Some((stored_owner, revision, created_at)) if stored_owner == owner => {
+                                let next = revision
+                                    .checked_add(1)
+                                    .ok_or_else(|| corrupt(FLAGS, &id.to_string(), "revision overflow"))?;
+                                (id, next, created_at)
+                            }
+                            _ => return Err(CoreError::NotFound("flag".into())),
+                        }
+                    }
+                };
+                let row = FlagRow {
+                    id: id.to_string(),
+                    owner: owner.to_owned(),
+                    status: flag.status.as_str().to_owned(),
+                    review_date,
+                    revision,
+                    created_at,
+                    updated_at: at_nanos,
+                    sealed: Vec::new(),
+                };
+                let body = FlagBody {
+                    content: flag.content,
+                    basis: flag.basis,
+                    updated_by: flag.author.clone(),
+                };
+                let sealed = sealer.seal(&row.binding(&tokens), &body)?;
+                if revision == 1 {
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO flags (id, owner, status, review_date, revision, created_at, updated_at, sealed) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                row.id,
+                                row.owner,
+                                row.status,
+                                row.review_date,
+                                row.revision,
+                                row.created_at,
+                                row.updated_at,
+                                sealed
+                            ])
+                        })
+                        .map_err(&sql)?;
+                } else {
+                    let updated = transaction
+                        .prepare_cached(
+                            "UPDATE flags SET status = ?2, review_date = ?3, revision = ?4, updated_at = ?5, sealed = ?6 \
+                             WHERE id = ?1 AND revision = ?4 - 1",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                row.id,
+                                row.status,
+                                row.review_date,
+                                row.revision,
+                                row.updated_at,
+                                sealed
+                            ])
+                        })
+                        .map_err(&sql)?;
+                    if updated != 1 {
+                        return Err(CoreError::Internal(format!("flag {} changed under a write lock", row.id)));
+                    }
+                    transaction
+                        .prepare_cached("DELETE FROM flag_tokens WHERE flag_id = ?1")
+                        .and_then(|mut statement| statement.execute([&row.id]))
+                        .map_err(&sql)?;
+                }
+                {
+                    let mut insert_token = transaction
+                        .prepare_cached("INSERT INTO flag_tokens (flag_id, position, kind, token) VALUES (?1, ?2, ?3, ?4)")
+                        .map_err(&sql)?;
+                    for (position, token) in tokens.iter().enumerate() {
+                        insert_token
+                            .execute(params![
+                                row.id,
+                                position as i64,
+                                token.kind.as_str(),
+                                token.token.as_bytes().as_slice()
+                            ])
+                            .map_err(&sql)?;
+                    }
+                }
+                let history = HistoryBody {
+                    changed_by: flag.author.clone(),
+                    reason: flag.reason,
+                };
+                let history_sealed = sealer.seal(
+                    &history_binding(&row.id, &row.owner, revision, at_nanos, &row.status),
+                    &history,
+                )?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO flag_history (flag_id, revision, changed_at, status, sealed) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![row.id, revision, at_nanos, row.status, history_sealed])
+                    })
+                    .map_err(&sql)?;
+                Ok(Flag {
+                    id,
+                    owner: flag.owner,
+                    status: flag.status,
+                    review_date: flag.review_date,
+                    basis: body.basis,
+                    content: body.content,
+                    subject_tokens: tokens,
+                    created_at: instant_from_sql(FLAGS, &row.id, created_at)?,
+                    updated_at: at,
+                    updated_by: body.updated_by,
+                    revision: revision_from_sql(FLAGS, &row.id, revision)?,
+                })
+            })
+            .await?;
+        tracing::debug!(flag_id = %stored.id, owner = %stored.owner, revision = stored.revision, "flag stored");
+        Ok(stored)
+    }
+
+    async fn get_flag(&self, owner: &AgencyId, id: Uuid) -> CoreResult<Option<Flag>> {
+        const OPERATION: &str = "get_flag";
+        let owner = owner.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {FLAG_COLUMNS}, t.kind, t.token FROM flags f \
+                         LEFT JOIN flag_tokens t ON t.flag_id = f.id \
+                         WHERE f.id = ?1 AND f.owner = ?2 ORDER BY t.position"
+                    ))
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query(params![id.to_string(), owner])
+                    .map_err(&sql)?;
+                let loaded = collect_flags(rows, false, OPERATION)?;
+                loaded
+                    .into_iter()
+                    .next()
+                    .map(|loaded| loaded.row.open(&sealer, loaded.tokens))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn list_flags(
+        &self,
+        owner: &AgencyId,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> CoreResult<Vec<Flag>> {
+        const OPERATION: &str = "list_flags";
+        let owner = owner.as_str().to_owned();
+        // '' sorts before every uuid text
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {FLAG_COLUMNS}, t.kind, t.token FROM \
+                         (SELECT * FROM flags WHERE owner = ?1 AND id > ?2 ORDER BY id LIMIT ?3) f \
+                         LEFT JOIN flag_tokens t ON t.flag_id = f.id ORDER BY f.id, t.position"
+                    ))
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query(params![owner, after, limit])
+                    .map_err(&sql)?;
+                collect_flags(rows, false, OPERATION)?
+                    .into_iter()
+                    .map(|loaded| loaded.row.open(&sealer, loaded.tokens))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn flag_history(&self, owner: &AgencyId, id: Uuid) -> CoreResult<Vec<FlagChange>> {
+        const OPERATION: &str = "flag_history";
+        let owner = owner.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let flag_id = id.to_string();
+                require_own_flag(transaction, &owner, &flag_id, OPERATION)?;
+                let mut statement = transaction
+                    .prepare_cached(
+                        "SELECT revision, changed_at, status, sealed FROM flag_history \
+                         WHERE flag_id = ?1 ORDER BY revision",
+                    )
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map([&flag_id], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    })
+                    .map_err(&sql)?;
+                let mut changes = Vec::new();
+                for row in rows {
+                    let (revision, changed_at, status, sealed) = row.map_err(&sql)?;
+                    let binding = history_binding(&flag_id, &owner, revision, changed_at, &status);
+                    let body: HistoryBody = sealer.open(&binding, &sealed)?;
+                    let row_id = binding.row_id();
+                    changes.push(FlagChange {
+                        flag_id: id,
+                        revision: revision_from_sql(FLAG_HISTORY, row_id, revision)?,
+                        changed_at: instant_from_sql(FLAG_HISTORY, row_id, changed_at)?,
+                        changed_by: body.changed_by,
+                        reason: body.reason,
+                        status: status_from_sql(FLAG_HISTORY, row_id, &status)?,
+                    });
+                }
+                Ok(changes)
+            })
+            .await
+    }
+
+    async fn find_flags(&self, tokens: &[SubjectToken]) -> CoreResult<Vec<FlagMatch>> {
+        const OPERATION: &str = "find_flags";
+        if tokens.len() > MAX_LOOKUP_TOKENS {
+            return Err(CoreError::invalid(
+                "tokens",
+                format!(
+                    "at most {MAX_LOOKUP_TOKENS} tokens per lookup, got {}",
+                    tokens.len()
+                ),
+            ));
+        }
+        let asked: Vec<SubjectToken> = tokens
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if asked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!(
+            "WITH asked (kind, token) AS (VALUES {values}), \
+             matched_flags AS (SELECT DISTINCT t.flag_id FROM asked a \
+                JOIN flag_tokens t ON t.token = a.token AND t.kind = a.kind) \
+             SELECT {FLAG_COLUMNS}, t.kind, t.token, \
+                EXISTS (SELECT 1 FROM asked a WHERE a.token = t.token AND a.kind = t.kind) \
+             FROM matched_flags m JOIN flags f ON f.id = m.flag_id \
+             JOIN flag_tokens t ON t.flag_id = f.id \
+             ORDER BY f.id, t.position",
+            values = placeholders(asked.len(), 2)
+        );
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction.prepare_cached(&query).map_err(&sql)?;
+                let parameters = asked.iter().flat_map(|token| {
+                    [
+                        Value::Text(token.kind.as_str().to_owned()),
+                        Value::Blob(token.token.as_bytes().to_vec()),
+                    ]
+                });
+                let rows = statement
+                    .query(params_from_iter(parameters))
+                    .map_err(&sql)?;
+                collect_flags(rows, true, OPERATION)?
+                    .into_iter()
+                    .map(|loaded| {
+                        let matched = loaded.matched;
+                        let flag = loaded.row.open(&sealer, loaded.tokens)?;
+                        Ok(FlagMatch { flag, matched })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn record_consent(&self, consent: NewConsent, at: OffsetDateTime) -> CoreResult<Consent> {
+        const OPERATION: &str = "record_consent";
+        consent.validate()?;
+        check_required_text("consent.recorded_by", &consent.recorded_by)?;
+        let row = ConsentRow {
+            id: Uuid::new_v4().to_string(),
+            flag_id: consent.flag_id.to_string(),
+            owner: consent.owner.as_str().to_owned(),
+            valid_from: instant_to_sql("consent.valid_from", consent.valid_from)?,
+            valid_until: consent
+                .valid_until
+                .map(|until| instant_to_sql("consent.valid_until", until))
+                .transpose()?,
+            recorded_at: instant_to_sql("consent.recorded_at", at)?,
+            revoked_at: None,
+            sealed: Vec::new(),
+        };
+        let body = ConsentBody {
+            basis: consent.basis,
+            elements: consent.elements,
+            scope: consent.scope,
+            recorded_by: consent.recorded_by,
+            revocation: None,
+        };
+        let sealer = Arc::clone(&self.sealer);
+        let recorded = self
+            .pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                require_own_flag(transaction, &row.owner, &row.flag_id, OPERATION)?;
+                let sealed = sealer.seal(&row.binding(), &body)?;
+                transaction
+                    .prepare_cached(&format!(
+                        "INSERT INTO consents ({CONSENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    ))
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            row.id,
+                            row.flag_id,
+                            row.owner,
+                            row.valid_from,
+                            row.valid_until,
+                            row.recorded_at,
+                            row.revoked_at,
+                            sealed
+                        ])
+                    })
+                    .map_err(&sql)?;
+                row.into_consent(body)
+            })
+            .await?;
+        tracing::debug!(consent_id = %recorded.id, flag_id = %recorded.flag_id, owner = %recorded.owner, "consent recorded");
+        Ok(recorded)
+    }
+
+    async fn revoke_consent(
+        &self,
+        owner: &AgencyId,
+        id: Uuid,
+        by: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> CoreResult<Consent> {
+        const OPERATION: &str = "revoke_consent";
+        check_required_text("revocation.by", by)?;
+        check_text("revocation.reason", reason)?;
+        let revoked_at = instant_to_sql("revocation.at", at)?;
+        let owner = owner.as_str().to_owned();
+        let revocation = Revocation {
+            at,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let sealer = Arc::clone(&self.sealer);
+        let revoked = self
+            .pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let row = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {CONSENT_COLUMNS} FROM consents WHERE id = ?1 AND owner = ?2"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![id.to_string(), owner], ConsentRow::read)
+                            .optional()
+                    })
+                    .map_err(&sql)?;
+                let Some(mut row) = row else {
+                    return Err(CoreError::NotFound("consent".into()));
+                };
+                if row.revoked_at.is_some() {
+                    return Err(CoreError::FailedPrecondition("consent already revoked".into()));
+                }
+                let mut body = row.open_body(&sealer)?;
+                body.revocation = Some(revocation);
+                row.revoked_at = Some(revoked_at);
+                let sealed = sealer.seal(&row.binding(), &body)?;
+                let updated = transaction
+                    .prepare_cached("UPDATE consents SET revoked_at = ?2, sealed = ?3 WHERE id = ?1 AND revoked_at IS NULL")
+                    .and_then(|mut statement| statement.execute(params![row.id, revoked_at, sealed]))
+                    .map_err(&sql)?;
+                if updated != 1 {
+                    return Err(CoreError::Internal(format!("consent {} changed under a write lock", row.id)));
+                }
+                row.into_consent(body)
+            })
+            .await?;
+        tracing::info!(consent_id = %revoked.id, flag_id = %revoked.flag_id, owner = %revoked.owner, "consent revoked");
+        Ok(revoked)
+    }
+
+    async fn list_consents(&self, owner: &AgencyId, flag_id: Uuid) -> CoreResult<Vec<Consent>> {
+        const OPERATION: &str = "list_consents";
+        let owner = owner.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let flag_id = flag_id.to_string();
+                require_own_flag(transaction, &owner, &flag_id, OPERATION)?;
+                let mut statement = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {CONSENT_COLUMNS} FROM consents WHERE flag_id = ?1 AND owner = ?2 \
+                         ORDER BY recorded_at, rowid"
+                    ))
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![flag_id, owner], ConsentRow::read)
+                    .map_err(&sql)?;
+                let mut consents = Vec::new();
+                for row in rows {
+                    consents.push(row.map_err(&sql)?.open(&sealer)?);
+                }
+                Ok(consents)
+            })
+            .await
+    }
+
+    async fn consents_for_flags(
+        &self,
+        flag_ids: &[Uuid],
+    ) -> CoreResult<HashMap<Uuid, Vec<Consent>>> {
+        const OPERATION: &str = "consents_for_flags";
+        if flag_ids.len() > MAX_CONSENT_QUERY_FLAGS {
+            return Err(CoreError::invalid(
+                "flag_ids",
+                format!(
+                    "at most {MAX_CONSENT_QUERY_FLAGS} flags per query, got {}",
+                    flag_ids.len()
+                ),
+            ));
+        }
+        let asked: Vec<Uuid> = flag_ids
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut by_flag: HashMap<Uuid, Vec<Consent>> =
+            asked.iter().map(|id| (*id, Vec::new())).collect();
+        if asked.is_empty() {
+            return Ok(by_flag);
+        }
+        let list = (1..=asked.len())
+            .map(|index| format!("?{index}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = format!(
+            "SELECT {CONSENT_COLUMNS} FROM consents WHERE flag_id IN ({list}) ORDER BY flag_id, recorded_at, rowid"
+        );
+        let sealer = Arc::clone(&self.sealer);
+        let consents = self
+            .pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction.prepare_cached(&query).map_err(&sql)?;
+                let rows = statement
+                    .query_map(
+                        params_from_iter(asked.iter().map(Uuid::to_string)),
+                        ConsentRow::read,
+                    )
+                    .map_err(&sql)?;
+                let mut consents = Vec::new();
+                for row in rows {
+                    consents.push(row.map_err(&sql)?.open(&sealer)?);
+                }
+                Ok(consents)
+            })
+            .await?;
+        for consent in consents {
+            by_flag.entry(consent.flag_id).or_default().push(consent);
+        }
+        Ok(by_flag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_each_parameter() {
+        assert_eq!(placeholders(2, 2), "(?1, ?2), (?3, ?4)");
+        assert_eq!(placeholders(1, 1), "(?1)");
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_column_text() {
+        for status in [
+            FlagStatus::Active,
+            FlagStatus::Unverified,
+            FlagStatus::Lapsed,
+            FlagStatus::Revoked,
+            FlagStatus::Archived,
+        ] {
+            assert_eq!(
+                status_from_sql(FLAGS, "x", status.as_str()).unwrap(),
+                status
+            );
+        }
+        assert!(status_from_sql(FLAGS, "x", "Active").is_err());
+    }
+
+    #[test]
+    fn instants_and_dates_round_trip() {
+        let at = time::macros::datetime!(2026-03-05 12:34:56.123456789 UTC);
+        let nanos = instant_to_sql("at", at).unwrap();
+        assert_eq!(instant_from_sql(FLAGS, "x", nanos).unwrap(), at);
+        let date = time::macros::date!(2026 - 06 - 30);
+        assert_eq!(date_to_sql(date).unwrap(), "2026-06-30");
+        assert_eq!(date_from_sql("x", "2026-06-30").unwrap(), date);
+        let too_late = time::macros::datetime!(2300-01-01 0:00 UTC);
+        assert!(matches!(
+            instant_to_sql("at", too_late),
+            Err(CoreError::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn uuid_text_sorts_like_uuids() {
+        let mut ids: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
+        let mut texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        ids.sort();
+        texts.sort();
+        assert_eq!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>(), texts);
+    }
+}
