@@ -1,1 +1,18 @@
-//! placeholder
+//! The flagnet node as a library: configuration, the TLS listener, the call
+//! chain (authenticate → authorise → handle), the FlagIndex operations and
+//! their gRPC adapter, proto conversions, and the single map from domain
+//! errors to gRPC statuses. The `flagnet-node` binary and the sandbox start
+//! nodes through [`node::start`].
+#![forbid(unsafe_code)]
+
+pub mod caller;
+pub mod config;
+pub mod convert;
+pub mod flag_index;
+pub mod grpc;
+pub mod incoming;
+pub mod node;
+pub mod status;
+
+pub use config::NodeConfig;
+pub use node::{NodeParts, RunningNode, start};

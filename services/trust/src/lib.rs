@@ -1,1 +1,33 @@
-//! placeholder
+//! Trust between flagnet's agencies: who a certificate says it is, whether
+//! its own agency's CA and CRL vouch for it, the rustls configs that enforce
+//! this on every connection, and the OpenSSL tooling that makes the
+//! federation's certificates. See "Trust and identity" in the design and
+//! `certs/README.md`.
+//!
+//! An identity is the single SPIFFE URI SAN of a leaf, and it counts for
+//! agency A only if it chains to agency A's CA and passes A's CRL. This
+//! crate must never pool the agencies' CAs, never take identity from a
+//! common name or DNS name, never accept a client without a certificate,
+//! and never treat unknown revocation status as good.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod channel;
+pub mod client;
+pub mod error;
+mod files;
+pub mod identity;
+pub mod pem;
+pub mod pki;
+pub mod tls;
+pub mod verifier;
+
+#[cfg(test)]
+mod tests;
+
+pub use bundle::{AgencyTrust, TrustBundle};
+pub use error::{CertificateRefusal, ExtendedPurpose, Result, TrustError};
+pub use identity::{fingerprint_sha256, identity_from_certificate};
+pub use pki::{AgencyListing, CertificateRecord, CrlInfo, FederationDir, IssueOptions, IssuedCertificate, Revocation};
+pub use tls::{PeerCertificateInfo, client_config, peer_certificate_info, peer_identity, server_config};
+pub use verifier::{AgencyClientVerifier, AgencyServerVerifier, ExpectedServer, refusal_of};

@@ -1,0 +1,262 @@
+//! Writing a federation to disk and running its nodes.
+//!
+//! ```text
+//! DIR/pki/                 federation directory (flagctl certs layout)
+//! DIR/pki/agencies/<a>/    ca.pem, crl.pem (the trust dir), nodes/, users/
+//! DIR/keys/matching.key    the federation matching key
+//! DIR/nodes/<a>/           node.toml, data.key, flags.sqlite
+//! DIR/policies/            model.conf, policy.csv, roles.csv
+//! DIR/profiles/<a>-<role>.toml   one flagctl profile per person
+//! ```
+
+use crate::{DEMO_FEDERATION, DEMO_ROLES, demo_user};
+use flagnet_core::{AgencyId, Clock, MatchingKey, SystemClock, UserId};
+use flagnet_proto::v1::flag_index_client::FlagIndexClient;
+use flagnet_server::{NodeConfig, NodeParts, RunningNode};
+use flagnet_store::DataKey;
+use flagnet_trust::client::ClientProfile;
+use flagnet_trust::pki::FederationDir;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+use tonic::transport::Channel;
+
+const MODEL_CONF: &str = include_str!("../../../policies/model.conf");
+const POLICY_CSV: &str = include_str!("../../../policies/policy.csv");
+const ROLES_CSV: &str = include_str!("../../../policies/roles.csv");
+
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    #[error("sandbox {step}: {reason}")]
+    Setup { step: String, reason: String },
+    #[error("node {agency}: {reason}")]
+    Node { agency: String, reason: String },
+    #[error("no node for agency {0}")]
+    UnknownAgency(String),
+}
+
+fn setup(step: impl Into<String>) -> impl FnOnce(String) -> SandboxError {
+    let step = step.into();
+    move |reason| SandboxError::Setup { step, reason }
+}
+
+/// What to stand up.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// where to write; a new temporary directory (removed on drop) if `None`
+    pub dir: Option<PathBuf>,
+    pub federation: String,
+    pub agencies: Vec<String>,
+    /// the clock every node decides by
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            federation: DEMO_FEDERATION.to_owned(),
+            agencies: crate::DEMO_AGENCIES.iter().map(|agency| (*agency).to_owned()).collect(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SandboxNode {
+    addr: SocketAddr,
+    config_path: PathBuf,
+    running: Option<RunningNode>,
+}
+
+/// A running federation.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    federation: FederationDir,
+    clock: Arc<dyn Clock>,
+    nodes: BTreeMap<String, SandboxNode>,
+}
+
+fn free_loopback_port() -> Result<SocketAddr, SandboxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| setup("port")(error.to_string()))?;
+    listener.local_addr().map_err(|error| setup("port")(error.to_string()))
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), SandboxError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| setup(format!("mkdir {}", parent.display()))(error.to_string()))?;
+    }
+    std::fs::write(path, contents).map_err(|error| setup(format!("write {}", path.display()))(error.to_string()))
+}
+
+fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+impl Sandbox {
+    /// Makes the PKI, keys, configs and profiles, then starts every node.
+    pub async fn start(options: SandboxOptions) -> Result<Self, SandboxError> {
+        let (dir, tempdir) = match &options.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|error| setup("create dir")(error.to_string()))?;
+                (dir.clone(), None)
+            }
+            None => {
+                let tempdir = tempfile::Builder::new()
+                    .prefix("flagnet-")
+                    .tempdir()
+                    .map_err(|error| setup("tempdir")(error.to_string()))?;
+                (tempdir.path().to_owned(), Some(tempdir))
+            }
+        };
+        let federation = FederationDir::init(&dir.join("pki"), &options.federation)
+            .map_err(|error| setup("init federation")(error.to_string()))?;
+        write(&dir.join("keys/matching.key"), &MatchingKey::generate_hex())?;
+        write(&dir.join("policies/model.conf"), MODEL_CONF)?;
+        write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
+        write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
+
+        let mut nodes = BTreeMap::new();
+        for agency_name in &options.agencies {
+            let agency = AgencyId::parse(agency_name).map_err(|error| setup("agency")(error.to_string()))?;
+            federation
+                .add_agency(&agency)
+                .map_err(|error| setup(format!("add agency {agency}"))(error.to_string()))?;
+            let node_cert = federation
+                .issue_node(&agency)
+                .map_err(|error| setup(format!("node certificate {agency}"))(error.to_string()))?;
+            let node_dir = dir.join("nodes").join(agency_name);
+            write(&node_dir.join("data.key"), &DataKey::generate_hex())?;
+            let addr = free_loopback_port()?;
+            let config_path = node_dir.join("node.toml");
+            let config = format!(
+                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n",
+                options.federation,
+                toml_path(&node_cert.cert_path),
+                toml_path(&node_cert.key_path),
+                toml_path(&federation.trust_dir()),
+                toml_path(&dir.join("keys/matching.key")),
+                toml_path(&dir.join("policies")),
+            );
+            write(&config_path, &config)?;
+            for role in DEMO_ROLES {
+                let user = UserId::parse(&demo_user(role)).map_err(|error| setup("user")(error.to_string()))?;
+                let issued = federation
+                    .issue_user(&agency, &user, None)
+                    .map_err(|error| setup(format!("user certificate {agency}/{user}"))(error.to_string()))?;
+                let profile = ClientProfile {
+                    endpoint: format!("https://{addr}"),
+                    agency: agency_name.clone(),
+                    federation: options.federation.clone(),
+                    trust_dir: federation.trust_dir(),
+                    certificate: issued.cert_path.clone(),
+                    private_key: issued.key_path.clone(),
+                };
+                let text = toml::to_string(&profile).map_err(|error| setup("profile")(error.to_string()))?;
+                write(&dir.join("profiles").join(format!("{agency_name}-{role}.toml")), &text)?;
+            }
+            nodes.insert(
+                agency_name.clone(),
+                SandboxNode {
+                    addr,
+                    config_path,
+                    running: None,
+                },
+            );
+        }
+        let mut sandbox = Self {
+            dir,
+            _tempdir: tempdir,
+            federation,
+            clock: options.clock,
+            nodes,
+        };
+        let agencies: Vec<String> = sandbox.nodes.keys().cloned().collect();
+        for agency in agencies {
+            sandbox.start_node(&agency).await?;
+        }
+        Ok(sandbox)
+    }
+
+    /// Starts (or restarts) one node from its config file.
+    pub async fn start_node(&mut self, agency: &str) -> Result<SocketAddr, SandboxError> {
+        let clock = self.clock.clone();
+        let node = self.nodes.get_mut(agency).ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        if node.running.is_some() {
+            return Ok(node.addr);
+        }
+        let node_error = |reason: String| SandboxError::Node {
+            agency: agency.to_owned(),
+            reason,
+        };
+        let config = NodeConfig::load(&node.config_path).map_err(|error| node_error(error.to_string()))?;
+        let running = flagnet_server::start(NodeParts { config, clock })
+            .await
+            .map_err(|error| node_error(error.to_string()))?;
+        node.addr = running.local_addr();
+        node.running = Some(running);
+        Ok(node.addr)
+    }
+
+    /// Stops one node; its files stay, so it can be started again.
+    pub async fn stop_node(&mut self, agency: &str) -> Result<(), SandboxError> {
+        let node = self.nodes.get_mut(agency).ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        if let Some(running) = node.running.take() {
+            running.shutdown().await;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn federation(&self) -> &FederationDir {
+        &self.federation
+    }
+
+    pub fn agencies(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    pub fn node_addr(&self, agency: &str) -> Result<SocketAddr, SandboxError> {
+        self.nodes
+            .get(agency)
+            .map(|node| node.addr)
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))
+    }
+
+    pub fn node_config_path(&self, agency: &str) -> Result<PathBuf, SandboxError> {
+        self.nodes
+            .get(agency)
+            .map(|node| node.config_path.clone())
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))
+    }
+
+    /// The flagctl profile of the demo person with `role` at `agency`.
+    pub fn profile_path(&self, agency: &str, role: &str) -> PathBuf {
+        self.dir.join("profiles").join(format!("{agency}-{role}.toml"))
+    }
+
+    /// A FlagIndex client authenticated as the demo person with `role` at `agency`.
+    pub async fn client(&self, agency: &str, role: &str) -> Result<FlagIndexClient<Channel>, SandboxError> {
+        let profile = ClientProfile::load(&self.profile_path(agency, role)).map_err(|error| setup("profile")(error.to_string()))?;
+        let channel = profile.connect().await.map_err(|error| setup("connect")(error.to_string()))?;
+        Ok(FlagIndexClient::new(channel)
+            .max_decoding_message_size(flagnet_server::node::MAX_REQUEST_BYTES)
+            .max_encoding_message_size(8 * 1024 * 1024))
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(running) = node.running.take() {
+                running.shutdown().await;
+            }
+        }
+    }
+}

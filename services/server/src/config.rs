@@ -1,0 +1,282 @@
+//! Node configuration: a TOML file read into serde structs that refuse
+//! unknown keys, with defaults in named functions and an explicit
+//! [`NodeConfig::validate`] whose messages name the key and what is wrong.
+//! Relative paths are resolved against the config file's directory.
+//! See `deploy/node.minimal.toml` and `deploy/node.full.toml`.
+
+use flagnet_core::AgencyId;
+use flagnet_core::identity::check_trust_domain;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("config {path}: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub tls: TlsSection,
+    pub store: StoreSection,
+    pub matching: MatchingSection,
+    pub policy: PolicySection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// this node's agency id, as in its certificate
+    pub agency: String,
+    /// the SPIFFE trust domain of the federation
+    pub federation: String,
+    /// where to listen; loopback by default
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// ISO 3166-1 alpha-2 region for phone numbers typed without a country code
+    #[serde(default = "default_phone_region")]
+    pub phone_region: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// the node's certificate (PEM)
+    pub certificate: PathBuf,
+    /// the node's private key (PEM)
+    pub private_key: PathBuf,
+    /// directory of agency CAs: `<agency>/ca.pem` and `<agency>/crl.pem`
+    pub trust_dir: PathBuf,
+    /// a TLS handshake that takes longer is dropped
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// the SQLite database file
+    pub path: PathBuf,
+    /// hex key file of the node data key that seals flag and consent content
+    pub data_key_file: PathBuf,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingSection {
+    /// hex key file of the federation-wide matching key
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// directory holding model.conf, policy.csv and roles.csv
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// a tracing filter such as `info,flagnet_server=debug`
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7443".to_owned()
+}
+fn default_phone_region() -> String {
+    "US".to_owned()
+}
+fn default_handshake_timeout_ms() -> u64 {
+    10_000
+}
+fn default_pool_size() -> usize {
+    4
+}
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl NodeConfig {
+    /// Reads, resolves relative paths against the file's directory, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|error| ConfigError::Syntax {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [
+            &mut self.tls.certificate,
+            &mut self.tls.private_key,
+            &mut self.tls.trust_dir,
+            &mut self.store.path,
+            &mut self.store.data_key_file,
+            &mut self.matching.key_file,
+            &mut self.policy.dir,
+        ] {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        AgencyId::parse(&self.node.agency).map_err(|error| invalid("node.agency", error.to_string()))?;
+        check_trust_domain(&self.node.federation).map_err(|reason| invalid("node.federation", reason))?;
+        self.listen_addr()?;
+        let region = &self.node.phone_region;
+        if region.len() != 2 || !region.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid("node.phone_region", format!("expected a two-letter country code such as US, got {region:?}")));
+        }
+        if !(100..=120_000).contains(&self.tls.handshake_timeout_ms) {
+            return Err(invalid("tls.handshake_timeout_ms", "must be between 100 and 120000"));
+        }
+        if !(1..=64).contains(&self.store.pool_size) {
+            return Err(invalid("store.pool_size", "must be between 1 and 64"));
+        }
+        for (key, path) in [
+            ("tls.certificate", &self.tls.certificate),
+            ("tls.private_key", &self.tls.private_key),
+            ("store.data_key_file", &self.store.data_key_file),
+            ("matching.key_file", &self.matching.key_file),
+        ] {
+            if !path.is_file() {
+                return Err(invalid(key, format!("{} is not a readable file", path.display())));
+            }
+        }
+        for (key, path) in [("tls.trust_dir", &self.tls.trust_dir), ("policy.dir", &self.policy.dir)] {
+            if !path.is_dir() {
+                return Err(invalid(key, format!("{} is not a directory", path.display())));
+            }
+        }
+        if let Some(parent) = self.store.path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(invalid("store.path", format!("directory {} does not exist", parent.display())));
+        }
+        Ok(())
+    }
+
+    pub fn agency(&self) -> AgencyId {
+        AgencyId::parse(&self.node.agency).expect("validated")
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.node
+            .listen
+            .parse()
+            .map_err(|error| invalid("node.listen", format!("{:?} is not an address and port: {error}", self.node.listen)))
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls.handshake_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(dir: &Path, body: &str) -> PathBuf {
+        for file in ["node.pem", "node.key", "data.key", "matching.key"] {
+            std::fs::write(dir.join(file), "x").unwrap();
+        }
+        std::fs::create_dir_all(dir.join("trust")).unwrap();
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+
+    const GOOD: &str = r#"
+[node]
+agency = "phelps-so"
+federation = "flagnet.demo"
+[tls]
+certificate = "node.pem"
+private_key = "node.key"
+trust_dir = "trust"
+[store]
+path = "flags.sqlite"
+data_key_file = "data.key"
+[matching]
+key_file = "matching.key"
+[policy]
+dir = "policies"
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults_and_resolved_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::load(&write_config(dir.path(), GOOD)).unwrap();
+        assert_eq!(config.node.listen, "127.0.0.1:7443");
+        assert_eq!(config.store.pool_size, 4);
+        assert_eq!(config.tls.certificate, dir.path().join("node.pem"));
+    }
+
+    #[test]
+    fn deploy_samples_parse() {
+        for sample in [include_str!("../../../deploy/node.minimal.toml"), include_str!("../../../deploy/node.full.toml")] {
+            let config: NodeConfig = toml::from_str(sample).expect("sample parses with deny_unknown_fields");
+            assert_eq!(config.node.agency, "phelps-so");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (GOOD.replace("phelps-so", "Phelps SO"), "node.agency"),
+            (GOOD.replace("[policy]", "[node2]\nx=1\n[policy]"), "unknown field"),
+            (GOOD.replace("federation = \"flagnet.demo\"", "federation = \"flagnet.demo\"\nlisten = \"localhost\""), "node.listen"),
+            (GOOD.replace("federation = \"flagnet.demo\"", "federation = \"flagnet.demo\"\nphone_region = \"usa\""), "node.phone_region"),
+            (GOOD.replace("\"node.key\"", "\"missing.key\""), "tls.private_key"),
+            (GOOD.replace("dir = \"policies\"", "dir = \"nowhere\""), "policy.dir"),
+            (GOOD.replace("data_key_file = \"data.key\"", "data_key_file = \"data.key\"\npool_size = 0"), "store.pool_size"),
+        ];
+        for (body, expected) in cases {
+            let error = NodeConfig::load(&write_config(dir.path(), &body)).unwrap_err().to_string();
+            assert!(error.contains(expected), "expected {expected:?} in {error}");
+        }
+    }
+}

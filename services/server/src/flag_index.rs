@@ -1,0 +1,197 @@
+//! FlagIndex, the person-facing service: lookups for dispatchers, officers
+//! and liaisons; flags and consents for records clerks. Each operation takes
+//! an authenticated [`Caller`] and domain values, decides, touches the store,
+//! and returns domain values; the gRPC adapter in [`crate::grpc`] converts.
+
+use crate::caller::{Caller, require_person};
+use crate::convert::{FlagDraft, MAX_INCIDENT_ID_LEN};
+use flagnet_core::flag::check_text;
+use flagnet_core::{
+    AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store, SubjectKeyKind,
+    SubjectToken,
+};
+use flagnet_policy::{DecisionEngine, Disclosure, Operation};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The longest written reason (change, revocation, override) accepted.
+pub const MAX_REASON_LEN: usize = 1000;
+/// The most flags one page of `ListFlags` returns.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// What a lookup asks.
+#[derive(Debug, Clone)]
+pub struct LookupQuery {
+    pub tokens: Vec<SubjectToken>,
+    pub purpose: Purpose,
+    pub incident_id: String,
+    pub override_reason: Option<String>,
+}
+
+/// One disclosed flag.
+#[derive(Debug, Clone)]
+pub struct DisclosedFlag {
+    pub flag: Flag,
+    pub disclosure: Disclosure,
+    pub phonetic_only: bool,
+}
+
+/// The answer to a lookup, before conversion.
+#[derive(Debug, Clone)]
+pub struct LookupOutcome {
+    pub request_id: Uuid,
+    pub matches: Vec<DisclosedFlag>,
+}
+
+/// Everything a node's FlagIndex needs.
+#[derive(Debug, Clone)]
+pub struct FlagIndexCore {
+    pub agency: AgencyId,
+    pub federation: String,
+    pub phone_region: String,
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<DecisionEngine>,
+    pub matching_key: Arc<MatchingKey>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A written reason: required, bounded, printable.
+pub fn reason(field: &str, value: &str) -> CoreResult<String> {
+    if value.trim().is_empty() {
+        return Err(CoreError::invalid(field, "is required"));
+    }
+    if value.len() > MAX_REASON_LEN {
+        return Err(CoreError::invalid(field, format!("must be at most {MAX_REASON_LEN} bytes")));
+    }
+    check_text(field, value)?;
+    Ok(value.trim().to_owned())
+}
+
+impl FlagIndexCore {
+    fn require_records_clerk(&self, caller: &Caller) -> CoreResult<()> {
+        require_person(caller)?;
+        if caller.identity.agency != self.agency {
+            return Err(CoreError::PermissionDenied("records are kept only by the owner agency's own staff".into()));
+        }
+        if !self.engine.may(&caller.actor(), &self.agency, Operation::MaintainRecords) {
+            return Err(CoreError::PermissionDenied("maintaining flags and consents needs the records_clerk role".into()));
+        }
+        Ok(())
+    }
+
+    /// Finds the subject's flags at this node and decides each one.
+    pub async fn lookup(&self, caller: &Caller, query: LookupQuery) -> CoreResult<LookupOutcome> {
+        require_person(caller)?;
+        if caller.roles.is_empty() {
+            return Err(CoreError::PermissionDenied(format!(
+                "{} has no role at {}",
+                caller.spiffe_id(),
+                caller.identity.agency
+            )));
+        }
+        debug_assert!(query.incident_id.len() <= MAX_INCIDENT_ID_LEN);
+        let request_id = Uuid::new_v4();
+        let now = self.clock.now();
+        let found = self.store.find_flags(&query.tokens).await?;
+        let flag_ids: Vec<Uuid> = found.iter().map(|found| found.flag.id).collect();
+        let consents = if flag_ids.is_empty() {
+            Default::default()
+        } else {
+            self.store.consents_for_flags(&flag_ids).await?
+        };
+        let actor = caller.actor();
+        let no_consents: Vec<Consent> = Vec::new();
+        let matches: Vec<DisclosedFlag> = found
+            .into_iter()
+            .filter_map(|found| {
+                let flag_consents = consents.get(&found.flag.id).unwrap_or(&no_consents);
+                let disclosure = self.engine.decide(&actor, query.purpose, &found.flag, flag_consents, now);
+                if !disclosure.discloses_presence() {
+                    return None;
+                }
+                let phonetic_only = found
+                    .matched
+                    .iter()
+                    .all(|token| token.kind == SubjectKeyKind::PhoneticNameBirthDate);
+                Some(DisclosedFlag {
+                    flag: found.flag,
+                    disclosure,
+                    phonetic_only,
+                })
+            })
+            .collect();
+        tracing::info!(
+            request_id = %request_id,
+            actor = %caller.spiffe_id(),
+            fingerprint = %caller.certificate_fingerprint,
+            purpose = %query.purpose,
+            incident_id = %query.incident_id,
+            override_used = query.override_reason.is_some(),
+            matches = matches.len(),
+            "lookup decided"
+        );
+        Ok(LookupOutcome { request_id, matches })
+    }
+
+    pub async fn put_flag(&self, caller: &Caller, flag_id: Option<Uuid>, draft: FlagDraft, change_reason: String) -> CoreResult<Flag> {
+        self.require_records_clerk(caller)?;
+        let flag = NewFlag {
+            id: flag_id,
+            owner: self.agency.clone(),
+            status: draft.status,
+            review_date: draft.review_date,
+            basis: draft.basis,
+            content: draft.content,
+            subject_tokens: draft.subject_tokens,
+            author: caller.spiffe_id(),
+            reason: change_reason,
+        };
+        let stored = self.store.put_flag(flag, self.clock.now()).await?;
+        tracing::info!(flag_id = %stored.id, revision = stored.revision, actor = %caller.spiffe_id(), "flag stored");
+        Ok(stored)
+    }
+
+    pub async fn get_flag(&self, caller: &Caller, flag_id: Uuid) -> CoreResult<Flag> {
+        self.require_records_clerk(caller)?;
+        self.store
+            .get_flag(&self.agency, flag_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("flag".into()))
+    }
+
+    /// A page of this agency's flags and the token of the next page.
+    pub async fn list_flags(&self, caller: &Caller, after: Option<Uuid>, page_size: usize) -> CoreResult<(Vec<Flag>, Option<Uuid>)> {
+        self.require_records_clerk(caller)?;
+        let limit = page_size.clamp(1, MAX_PAGE_SIZE);
+        let flags = self.store.list_flags(&self.agency, after, limit + 1).await?;
+        let has_more = flags.len() > limit;
+        let page: Vec<Flag> = flags.into_iter().take(limit).collect();
+        let next = if has_more { page.last().map(|flag| flag.id) } else { None };
+        Ok((page, next))
+    }
+
+    pub async fn record_consent(&self, caller: &Caller, consent: NewConsent) -> CoreResult<Consent> {
+        self.require_records_clerk(caller)?;
+        let stored = self.store.record_consent(consent, self.clock.now()).await?;
+        tracing::info!(consent_id = %stored.id, flag_id = %stored.flag_id, actor = %caller.spiffe_id(), "consent recorded");
+        Ok(stored)
+    }
+
+    pub async fn revoke_consent(&self, caller: &Caller, consent_id: Uuid, revocation_reason: String) -> CoreResult<Consent> {
+        self.require_records_clerk(caller)?;
+        let revoked = self
+            .store
+            .revoke_consent(&self.agency, consent_id, &caller.spiffe_id(), &revocation_reason, self.clock.now())
+            .await?;
+        tracing::info!(consent_id = %revoked.id, actor = %caller.spiffe_id(), "consent revoked");
+        Ok(revoked)
+    }
+
+    pub async fn list_consents(&self, caller: &Caller, flag_id: Uuid) -> CoreResult<Vec<Consent>> {
+        self.require_records_clerk(caller)?;
+        if self.store.get_flag(&self.agency, flag_id).await?.is_none() {
+            return Err(CoreError::NotFound("flag".into()));
+        }
+        self.store.list_consents(&self.agency, flag_id).await
+    }
+}

@@ -1,0 +1,185 @@
+//! The gRPC adapter of FlagIndex: authenticate, convert, call
+//! [`FlagIndexCore`], convert back, map errors through [`crate::status`].
+//! Nothing here decides anything.
+
+use crate::caller::{Caller, authenticate};
+use crate::convert::{self, incident_id, parse_uuid};
+use crate::flag_index::{FlagIndexCore, LookupQuery, reason};
+use crate::incoming::PeerInfo;
+use crate::status::to_status;
+use flagnet_core::{CoreError, CoreResult, Purpose};
+use flagnet_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+/// FlagIndex served over tonic.
+#[derive(Debug, Clone)]
+pub struct FlagIndexGrpc {
+    core: FlagIndexCore,
+}
+
+impl FlagIndexGrpc {
+    pub fn new(core: FlagIndexCore) -> Self {
+        Self { core }
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        authenticate(request.extensions().get::<PeerInfo>(), &self.core.federation, &self.core.engine).map_err(|error| {
+            tracing::warn!(%error, "request refused at authentication");
+            to_status(error)
+        })
+    }
+}
+
+fn reply<T>(result: CoreResult<T>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(to_status)
+}
+
+fn lookup_query(core: &FlagIndexCore, message: pb::LookupRequest) -> CoreResult<LookupQuery> {
+    let purpose = Purpose::parse(&message.purpose)?;
+    let incident_id = incident_id(&message.incident_id)?;
+    let override_reason = match purpose {
+        Purpose::EmergencyOverride => Some(reason("override_reason", &message.override_reason)?),
+        _ if !message.override_reason.is_empty() => {
+            return Err(CoreError::invalid("override_reason", "is only accepted with purpose emergency_override"));
+        }
+        _ => None,
+    };
+    let tokens = convert::query_tokens(message.subject, &core.matching_key, &core.phone_region)?;
+    Ok(LookupQuery {
+        tokens,
+        purpose,
+        incident_id,
+        override_reason,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
+    async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let query = lookup_query(&self.core, request.into_inner())?;
+            let outcome = self.core.lookup(&caller, query).await?;
+            Ok(pb::LookupResponse {
+                request_id: outcome.request_id.to_string(),
+                matches: outcome
+                    .matches
+                    .iter()
+                    .map(|found| convert::disclosed_match(&found.flag, &found.disclosure, found.phonetic_only))
+                    .collect(),
+                peers: Vec::new(),
+                complete: true,
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> Result<Response<pb::PutFlagResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let message = request.into_inner();
+            let flag_id = if message.flag_id.is_empty() {
+                None
+            } else {
+                Some(parse_uuid("flag_id", &message.flag_id)?)
+            };
+            let change_reason = reason("change_reason", &message.change_reason)?;
+            let draft = convert::flag_draft(message.flag, &self.core.matching_key, &self.core.phone_region)?;
+            let stored = self.core.put_flag(&caller, flag_id, draft, change_reason).await?;
+            Ok(pb::PutFlagResponse {
+                flag: Some(convert::flag_record(&stored)),
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> Result<Response<pb::GetFlagResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
+            let flag = self.core.get_flag(&caller, flag_id).await?;
+            Ok(pb::GetFlagResponse {
+                flag: Some(convert::flag_record(&flag)),
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn list_flags(&self, request: Request<pb::ListFlagsRequest>) -> Result<Response<pb::ListFlagsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let message = request.into_inner();
+            let after = if message.page_token.is_empty() {
+                None
+            } else {
+                Some(parse_uuid("page_token", &message.page_token)?)
+            };
+            let page_size = if message.page_size == 0 { 50 } else { message.page_size as usize };
+            let (flags, next) = self.core.list_flags(&caller, after, page_size).await?;
+            Ok(pb::ListFlagsResponse {
+                flags: flags.iter().map(convert::flag_summary).collect(),
+                next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn record_consent(
+        &self,
+        request: Request<pb::RecordConsentRequest>,
+    ) -> Result<Response<pb::RecordConsentResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let consent = convert::new_consent(
+                request.into_inner().consent,
+                self.core.agency.clone(),
+                caller.spiffe_id(),
+                self.core.clock.now(),
+            )?;
+            let stored = self.core.record_consent(&caller, consent).await?;
+            Ok(pb::RecordConsentResponse {
+                consent: Some(convert::consent_record(&stored)),
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn revoke_consent(
+        &self,
+        request: Request<pb::RevokeConsentRequest>,
+    ) -> Result<Response<pb::RevokeConsentResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let message = request.into_inner();
+            let consent_id = parse_uuid("consent_id", &message.consent_id)?;
+            let revocation_reason = reason("reason", &message.reason)?;
+            let revoked = self.core.revoke_consent(&caller, consent_id, revocation_reason).await?;
+            Ok(pb::RevokeConsentResponse {
+                consent: Some(convert::consent_record(&revoked)),
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn list_consents(
+        &self,
+        request: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ListConsentsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
+            let consents = self.core.list_consents(&caller, flag_id).await?;
+            Ok(pb::ListConsentsResponse {
+                consents: consents.iter().map(convert::consent_record).collect(),
+            })
+        }
+        .await;
+        reply(result)
+    }
+}

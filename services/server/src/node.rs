@@ -1,0 +1,168 @@
+//! Assembling and running one node: load keys, policy, store and TLS from a
+//! [`NodeConfig`], bind the listener, and serve FlagIndex, gRPC health and
+//! server reflection until told to stop. There is no plaintext listener.
+
+use crate::config::NodeConfig;
+use crate::flag_index::FlagIndexCore;
+use crate::grpc::FlagIndexGrpc;
+use crate::incoming::accept_tls;
+use flagnet_core::{Clock, MatchingKey, Store, SystemClock};
+use flagnet_policy::{DecisionEngine, PolicySource};
+use flagnet_proto::v1::flag_index_server::FlagIndexServer;
+use flagnet_store::{DataKey, SqliteStore};
+use flagnet_trust::bundle::TrustBundle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The largest request message accepted, after decompression.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("matching key: {0}")]
+    MatchingKey(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("policy: {0}")]
+    Policy(String),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+/// A node that is serving.
+#[derive(Debug)]
+pub struct RunningNode {
+    local_addr: SocketAddr,
+    agency: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningNode {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn agency(&self) -> &str {
+        &self.agency
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => tracing::info!(agency = %self.agency, "node stopped"),
+            Ok(Err(error)) => tracing::error!(agency = %self.agency, %error, "node stopped with an error"),
+            Err(error) => tracing::error!(agency = %self.agency, %error, "node task failed"),
+        }
+    }
+
+    /// Waits until the node stops by itself (it only does so on error).
+    pub async fn wait(self) -> Result<(), String> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+/// Everything a node is built from, for callers that supply their own clock.
+#[derive(Debug)]
+pub struct NodeParts {
+    pub config: NodeConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl NodeParts {
+    pub fn new(config: NodeConfig) -> Self {
+        Self {
+            config,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Opens everything the config names and starts serving.
+pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
+    let NodeParts { config, clock } = parts;
+    config.validate()?;
+    let agency = config.agency();
+    let matching_key = MatchingKey::load(&config.matching.key_file).map_err(|error| StartError::MatchingKey(error.to_string()))?;
+    let data_key = DataKey::load(&config.store.data_key_file).map_err(|error| StartError::Store(error.to_string()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.store.path, data_key, config.store.pool_size).map_err(|error| StartError::Store(error.to_string()))?,
+    );
+    let engine = Arc::new(
+        DecisionEngine::load(&PolicySource::new(&config.policy.dir), std::slice::from_ref(&agency))
+            .await
+            .map_err(|error| StartError::Policy(error.to_string()))?,
+    );
+    let bundle = Arc::new(
+        TrustBundle::load(&config.node.federation, &config.tls.trust_dir).map_err(|error| StartError::Tls(error.to_string()))?,
+    );
+    let tls = flagnet_trust::tls::server_config(bundle, &config.tls.certificate, &config.tls.private_key)
+        .map_err(|error| StartError::Tls(error.to_string()))?;
+
+    let listen = config.listen_addr()?;
+    let listener = TcpListener::bind(listen).await.map_err(|error| StartError::Listen {
+        addr: listen.to_string(),
+        reason: error.to_string(),
+    })?;
+    let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
+        addr: listen.to_string(),
+        reason: error.to_string(),
+    })?;
+
+    let core = FlagIndexCore {
+        agency: agency.clone(),
+        federation: config.node.federation.clone(),
+        phone_region: config.node.phone_region.clone(),
+        store,
+        engine,
+        matching_key: Arc::new(matching_key),
+        clock,
+    };
+    let flag_index = FlagIndexServer::new(FlagIndexGrpc::new(core))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<FlagIndexServer<FlagIndexGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(flagnet_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| StartError::Tls(format!("reflection: {error}")))?;
+
+    let incoming = accept_tls(listener, tls, config.handshake_timeout());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(flag_index);
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(agency = %agency, addr = %local_addr, "node serving");
+    Ok(RunningNode {
+        local_addr,
+        agency: agency.to_string(),
+        stop: Some(stop),
+        task,
+    })
+}
