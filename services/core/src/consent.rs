@@ -95,17 +95,26 @@ impl NewConsent {
         required("consent.disclosing_party", &elements.disclosing_party)?;
         required("consent.information_description", &elements.information_description)?;
         if self.scope.field_classes.is_empty() {
-            return Err(CoreError::invalid("consent.scope.field_classes", "must name at least one field class"));
+            return Err(CoreError::invalid(
+                "consent.scope.field_classes",
+                "must name at least one field class",
+            ));
         }
         if self.scope.recipients.is_empty() {
-            return Err(CoreError::invalid("consent.scope.recipients", "must name at least one recipient agency or region"));
+            return Err(CoreError::invalid(
+                "consent.scope.recipients",
+                "must name at least one recipient agency or region",
+            ));
         }
         if self.scope.roles.is_empty() {
             return Err(CoreError::invalid("consent.scope.roles", "must name at least one role"));
         }
         required("consent.purpose_description", &elements.purpose_description)?;
         if self.scope.purposes.is_empty() {
-            return Err(CoreError::invalid("consent.scope.purposes", "must name at least one purpose"));
+            return Err(CoreError::invalid(
+                "consent.scope.purposes",
+                "must name at least one purpose",
+            ));
         }
         required("consent.revocation_instructions", &elements.revocation_instructions)?;
         check_text("consent.expiry_event", &elements.expiry_event)?;
@@ -123,7 +132,10 @@ impl NewConsent {
         }
         required("consent.signature_reference", &elements.signature_reference)?;
         if elements.signed_on.is_none() {
-            return Err(CoreError::invalid("consent.signed_on", "the date of signature is required by 42 CFR 2.31"));
+            return Err(CoreError::invalid(
+                "consent.signed_on",
+                "the date of signature is required by 42 CFR 2.31",
+            ));
         }
         Ok(())
     }
@@ -212,17 +224,35 @@ mod tests {
         type ConsentEdit = Box<dyn Fn(&mut NewConsent)>;
         let cases: Vec<(&str, ConsentEdit)> = vec![
             ("consent.subject_name", Box::new(|c| c.elements.subject_name.clear())),
-            ("consent.disclosing_party", Box::new(|c| c.elements.disclosing_party = "  ".into())),
-            ("consent.information_description", Box::new(|c| c.elements.information_description.clear())),
+            (
+                "consent.disclosing_party",
+                Box::new(|c| c.elements.disclosing_party = "  ".into()),
+            ),
+            (
+                "consent.information_description",
+                Box::new(|c| c.elements.information_description.clear()),
+            ),
             ("consent.scope.recipients", Box::new(|c| c.scope.recipients.clear())),
-            ("consent.purpose_description", Box::new(|c| c.elements.purpose_description.clear())),
+            (
+                "consent.purpose_description",
+                Box::new(|c| c.elements.purpose_description.clear()),
+            ),
             ("consent.scope.purposes", Box::new(|c| c.scope.purposes.clear())),
-            ("consent.revocation_instructions", Box::new(|c| c.elements.revocation_instructions.clear())),
+            (
+                "consent.revocation_instructions",
+                Box::new(|c| c.elements.revocation_instructions.clear()),
+            ),
             ("consent.valid_until", Box::new(|c| c.valid_until = None)),
-            ("consent.signature_reference", Box::new(|c| c.elements.signature_reference.clear())),
+            (
+                "consent.signature_reference",
+                Box::new(|c| c.elements.signature_reference.clear()),
+            ),
             ("consent.signed_on", Box::new(|c| c.elements.signed_on = None)),
             ("consent.granted_by", Box::new(|c| c.basis = ConsentBasis::Guardian)),
-            ("consent.scope.field_classes", Box::new(|c| c.scope.field_classes.clear())),
+            (
+                "consent.scope.field_classes",
+                Box::new(|c| c.scope.field_classes.clear()),
+            ),
         ];
         for (expected_field, break_it) in cases {
             let mut consent = complete_consent();
@@ -267,7 +297,11 @@ mod tests {
         assert!(consent.is_active_at(until - second));
         assert!(!consent.is_active_at(until));
         let revoked_at = datetime!(2026-05-01 12:00 UTC);
-        consent.revocation = Some(Revocation { at: revoked_at, by: "x".into(), reason: "asked".into() });
+        consent.revocation = Some(Revocation {
+            at: revoked_at,
+            by: "x".into(),
+            reason: "asked".into(),
+        });
         assert!(consent.is_active_at(revoked_at - second));
         assert!(!consent.is_active_at(revoked_at));
     }

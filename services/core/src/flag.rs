@@ -159,7 +159,11 @@ impl FlagContent {
         check_list("clinical.conditions", self.clinical.conditions.len())?;
         check_list("clinical.hold_history", self.clinical.hold_history.len())?;
         for (index, contact) in self.contacts.iter().enumerate() {
-            for (name, value) in [("name", &contact.name), ("relationship", &contact.relationship), ("phone", &contact.phone)] {
+            for (name, value) in [
+                ("name", &contact.name),
+                ("relationship", &contact.relationship),
+                ("phone", &contact.phone),
+            ] {
                 check_text(&format!("contacts.contacts[{index}].{name}"), value)?;
             }
         }
@@ -298,7 +302,10 @@ mod tests {
     fn review_date_is_the_last_disclosable_day() {
         let flag = flag();
         assert!(flag.lifecycle_at(datetime!(2026-06-30 23:59:59 UTC)).is_ok());
-        assert_eq!(flag.lifecycle_at(datetime!(2026-07-01 0:00 UTC)), Err(LifecycleBlock::ReviewOverdue));
+        assert_eq!(
+            flag.lifecycle_at(datetime!(2026-07-01 0:00 UTC)),
+            Err(LifecycleBlock::ReviewOverdue)
+        );
     }
 
     #[test]
@@ -310,7 +317,10 @@ mod tests {
             extended_until: None,
         });
         assert!(flag.lifecycle_at(datetime!(2026-03-05 11:59:59 UTC)).is_ok());
-        assert_eq!(flag.lifecycle_at(datetime!(2026-03-05 12:00 UTC)), Err(LifecycleBlock::BasisExpired));
+        assert_eq!(
+            flag.lifecycle_at(datetime!(2026-03-05 12:00 UTC)),
+            Err(LifecycleBlock::BasisExpired)
+        );
         flag.basis.as_mut().unwrap().extended_until = Some(datetime!(2026-03-08 12:00 UTC));
         assert!(flag.lifecycle_at(datetime!(2026-03-06 0:00 UTC)).is_ok());
     }

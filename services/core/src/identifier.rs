@@ -31,10 +31,7 @@ fn check_identifier(field: &str, value: &str, allow_user_chars: bool) -> CoreRes
             || (allow_user_chars && (c.is_ascii_uppercase() || c == '@'))
     };
     if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
-        return Err(CoreError::invalid(
-            field,
-            format!("character {bad:?} is not allowed"),
-        ));
+        return Err(CoreError::invalid(field, format!("character {bad:?} is not allowed")));
     }
     if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(CoreError::invalid(field, "must start with a letter or digit"));
@@ -121,7 +118,18 @@ mod tests {
 
     #[test]
     fn refuses_empty_long_reserved_and_foreign_characters() {
-        for bad in ["", "DEFAULT", "default", "Phelps", "ph elps", "phelps\u{200b}so", "é", "-x", "a/b", "a,b"] {
+        for bad in [
+            "",
+            "DEFAULT",
+            "default",
+            "Phelps",
+            "ph elps",
+            "phelps\u{200b}so",
+            "é",
+            "-x",
+            "a/b",
+            "a,b",
+        ] {
             assert!(AgencyId::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(AgencyId::parse(&"a".repeat(MAX_IDENTIFIER_LEN)).is_ok());

@@ -54,7 +54,9 @@ impl Identity {
         if uri.len() > MAX_SPIFFE_URI_LEN {
             return Err(refuse("too long"));
         }
-        let rest = uri.strip_prefix("spiffe://").ok_or_else(|| refuse("not a spiffe:// uri"))?;
+        let rest = uri
+            .strip_prefix("spiffe://")
+            .ok_or_else(|| refuse("not a spiffe:// uri"))?;
         if rest.contains(['?', '#', '%']) {
             return Err(refuse("query, fragment and percent-encoding are not allowed"));
         }
@@ -134,7 +136,10 @@ mod tests {
         let user = Identity::from_spiffe_uri("spiffe://flagnet.demo/agency/rolla-pd/user/dispatcher1").unwrap();
         assert_eq!(user.agency.as_str(), "rolla-pd");
         assert_eq!(user.user_id().unwrap().as_str(), "dispatcher1");
-        assert_eq!(user.spiffe_uri(), "spiffe://flagnet.demo/agency/rolla-pd/user/dispatcher1");
+        assert_eq!(
+            user.spiffe_uri(),
+            "spiffe://flagnet.demo/agency/rolla-pd/user/dispatcher1"
+        );
         let node = Identity::from_spiffe_uri("spiffe://flagnet.demo/agency/phelps-so/node").unwrap();
         assert!(node.is_node());
     }

@@ -39,14 +39,29 @@ impl Failure {
         let detail = format!("{} {cause}", status.message()).to_lowercase();
         let certificate = profile.certificate.display();
         let hint = if detail.contains("certificaterequired") || detail.contains("certificate required") {
-            format!("the node at {} wanted a client certificate and got none; check `certificate` in the profile", profile.endpoint)
+            format!(
+                "the node at {} wanted a client certificate and got none; check `certificate` in the profile",
+                profile.endpoint
+            )
         } else if detail.contains("unknownca") || detail.contains("unknown ca") || detail.contains("unknownissuer") {
-            format!("the node at {} does not trust the CA that issued {certificate}", profile.endpoint)
+            format!(
+                "the node at {} does not trust the CA that issued {certificate}",
+                profile.endpoint
+            )
         } else if detail.contains("certificateexpired") || detail.contains("expired") {
-            format!("the node at {} refused {certificate}: the certificate has expired or is not yet valid", profile.endpoint)
+            format!(
+                "the node at {} refused {certificate}: the certificate has expired or is not yet valid",
+                profile.endpoint
+            )
         } else if detail.contains("certificaterevoked") || detail.contains("revoked") {
-            format!("the node at {} refused {certificate}: it has been revoked", profile.endpoint)
-        } else if detail.contains("badcertificate") || detail.contains("bad certificate") || detail.contains("access denied") {
+            format!(
+                "the node at {} refused {certificate}: it has been revoked",
+                profile.endpoint
+            )
+        } else if detail.contains("badcertificate")
+            || detail.contains("bad certificate")
+            || detail.contains("access denied")
+        {
             format!("the node at {} refused {certificate}: {cause}", profile.endpoint)
         } else if detail.contains("connection refused") {
             format!("nothing is listening at {}; is the node running?", profile.endpoint)

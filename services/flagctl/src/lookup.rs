@@ -94,29 +94,60 @@ pub fn match_json(found: &pb::Match) -> Value {
 fn match_rows(found: &pb::Match) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     if let Some(presence) = &found.presence {
-        rows.push(vec!["presence".into(), format!("flag held by {}; call {} at {}", presence.owner_agency, presence.contact_name, presence.contact_phone)]);
+        rows.push(vec![
+            "presence".into(),
+            format!(
+                "flag held by {}; call {} at {}",
+                presence.owner_agency, presence.contact_name, presence.contact_phone
+            ),
+        ]);
     }
     if let Some(response) = &found.response {
-        rows.push(vec!["response".into(), format!("send: {}\n{}", recommended_name(response.recommended), response.approach_guidance)]);
+        rows.push(vec![
+            "response".into(),
+            format!(
+                "send: {}\n{}",
+                recommended_name(response.recommended),
+                response.approach_guidance
+            ),
+        ]);
     }
     if let Some(safety) = &found.safety {
         rows.push(vec!["safety".into(), safety.notes.clone()]);
     }
     if let Some(contacts) = &found.contacts {
-        let lines: Vec<String> = contacts.contacts.iter().map(|c| format!("{} ({}) {}", c.name, c.relationship, c.phone)).collect();
+        let lines: Vec<String> = contacts
+            .contacts
+            .iter()
+            .map(|c| format!("{} ({}) {}", c.name, c.relationship, c.phone))
+            .collect();
         rows.push(vec!["contacts".into(), lines.join("\n")]);
     }
     if let Some(clinical) = &found.clinical {
         rows.push(vec![
             "clinical".into(),
-            format!("conditions: {}\nprovider: {}\ncrisis plan: {}", clinical.conditions.join(", "), clinical.care_provider, clinical.crisis_plan),
+            format!(
+                "conditions: {}\nprovider: {}\ncrisis plan: {}",
+                clinical.conditions.join(", "),
+                clinical.care_provider,
+                clinical.crisis_plan
+            ),
         ]);
     }
     if let Some(identity) = &found.identity {
-        rows.push(vec!["identity".into(), format!("{} {}, born {}", identity.given_name, identity.family_name, identity.birth_date)]);
+        rows.push(vec![
+            "identity".into(),
+            format!(
+                "{} {}, born {}",
+                identity.given_name, identity.family_name, identity.birth_date
+            ),
+        ]);
     }
     for withheld in &found.withheld {
-        rows.push(vec![field_class_name(withheld.field_class).into(), format!("withheld ({})", withhold_reason_name(withheld.reason))]);
+        rows.push(vec![
+            field_class_name(withheld.field_class).into(),
+            format!("withheld ({})", withhold_reason_name(withheld.reason)),
+        ]);
     }
     rows
 }
@@ -126,10 +157,17 @@ pub async fn run(profile: &ClientProfile, args: LookupArgs, json: bool) -> Resul
         subject: Some(subject(&args)?),
         purpose: args.purpose.clone(),
         incident_id: args.incident.clone(),
-        scope: if args.local { pb::LookupScope::Local } else { pb::LookupScope::Federated } as i32,
+        scope: if args.local {
+            pb::LookupScope::Local
+        } else {
+            pb::LookupScope::Federated
+        } as i32,
         override_reason: args.override_reason.clone().unwrap_or_default(),
     };
-    let channel = profile.connect().await.map_err(|error| Failure::Connection(error.to_string()))?;
+    let channel = profile
+        .connect()
+        .await
+        .map_err(|error| Failure::Connection(error.to_string()))?;
     let answer = FlagIndexClient::new(channel)
         .lookup(request)
         .await
@@ -148,8 +186,18 @@ pub async fn run(profile: &ClientProfile, args: LookupArgs, json: bool) -> Resul
         println!("no match (request {})", answer.request_id);
     }
     for (index, found) in answer.matches.iter().enumerate() {
-        let phonetic = if found.phonetic_match { " — matched by sound of name only, confirm identity" } else { "" };
-        println!("match {} of {}: {} flag {}{phonetic}", index + 1, answer.matches.len(), found.owner_agency, found.flag_id);
+        let phonetic = if found.phonetic_match {
+            " — matched by sound of name only, confirm identity"
+        } else {
+            ""
+        };
+        println!(
+            "match {} of {}: {} flag {}{phonetic}",
+            index + 1,
+            answer.matches.len(),
+            found.owner_agency,
+            found.flag_id
+        );
         println!("{}", table(&["class", "disclosed"], match_rows(found)));
     }
     for peer in &answer.peers {

@@ -18,7 +18,10 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
+    );
 }
 
 pub fn field_class_name(value: i32) -> &'static str {

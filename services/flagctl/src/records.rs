@@ -182,7 +182,10 @@ pub enum ConsentCommand {
 }
 
 async fn client(profile: &ClientProfile) -> Result<FlagIndexClient<Channel>, Failure> {
-    let channel = profile.connect().await.map_err(|error| Failure::Connection(error.to_string()))?;
+    let channel = profile
+        .connect()
+        .await
+        .map_err(|error| Failure::Connection(error.to_string()))?;
     Ok(FlagIndexClient::new(channel))
 }
 
@@ -198,7 +201,9 @@ fn flag_input(args: &FlagPutArgs) -> Result<pb::FlagInput, Failure> {
                     relationship: relationship.trim().into(),
                     phone: phone.trim().into(),
                 }),
-                _ => Err(Failure::usage(format!("--contact {text:?}: expected \"name|relationship|phone\""))),
+                _ => Err(Failure::usage(format!(
+                    "--contact {text:?}: expected \"name|relationship|phone\""
+                ))),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -245,7 +250,9 @@ fn flag_input(args: &FlagPutArgs) -> Result<pb::FlagInput, Failure> {
             recommended: recommended as i32,
             approach_guidance: args.guidance.clone(),
         }),
-        safety: Some(pb::Safety { notes: args.safety.clone() }),
+        safety: Some(pb::Safety {
+            notes: args.safety.clone(),
+        }),
         contacts: Some(pb::Contacts { contacts }),
         clinical: Some(pb::Clinical {
             conditions: args.condition.clone(),
@@ -292,9 +299,18 @@ fn print_flag(record: &pb::FlagRecord, json: bool) {
         vec!["owner".into(), record.owner_agency.clone()],
         vec!["status".into(), flag_status_name(input.status).into()],
         vec!["review date".into(), input.review_date.clone()],
-        vec!["subject".into(), format!("{} {}, born {}", subject.given_name, subject.family_name, subject.birth_date)],
+        vec![
+            "subject".into(),
+            format!(
+                "{} {}, born {}",
+                subject.given_name, subject.family_name, subject.birth_date
+            ),
+        ],
         vec!["phones".into(), subject.phones.join(", ")],
-        vec!["revision".into(), format!("{} ({} by {})", record.revision, record.updated_at, record.updated_by)],
+        vec![
+            "revision".into(),
+            format!("{} ({} by {})", record.revision, record.updated_at, record.updated_by),
+        ],
     ];
     println!("{}", table(&["field", "value"], rows));
 }
@@ -315,7 +331,11 @@ pub async fn run_flag(profile: &ClientProfile, command: FlagCommand, json: bool)
             }
         }
         FlagCommand::Get { id } => {
-            let found = client.get_flag(pb::GetFlagRequest { flag_id: id }).await.map_err(failed)?.into_inner();
+            let found = client
+                .get_flag(pb::GetFlagRequest { flag_id: id })
+                .await
+                .map_err(failed)?
+                .into_inner();
             if let Some(record) = found.flag {
                 print_flag(&record, json);
             }
@@ -335,9 +355,20 @@ pub async fn run_flag(profile: &ClientProfile, command: FlagCommand, json: bool)
                 let rows = page
                     .flags
                     .iter()
-                    .map(|f| vec![f.flag_id.clone(), flag_status_name(f.status).into(), f.review_date.clone(), f.updated_at.clone(), f.revision.to_string()])
+                    .map(|f| {
+                        vec![
+                            f.flag_id.clone(),
+                            flag_status_name(f.status).into(),
+                            f.review_date.clone(),
+                            f.updated_at.clone(),
+                            f.revision.to_string(),
+                        ]
+                    })
                     .collect();
-                println!("{}", table(&["flag", "status", "review date", "updated", "revision"], rows));
+                println!(
+                    "{}",
+                    table(&["flag", "status", "review date", "updated", "revision"], rows)
+                );
                 if !page.next_page_token.is_empty() {
                     println!("more: --page-token {}", page.next_page_token);
                 }
@@ -360,8 +391,21 @@ fn consent_row(record: &pb::ConsentRecord) -> Vec<String> {
         scope.recipients.join(", "),
         scope.roles.join(", "),
         scope.purposes.join(", "),
-        scope.field_classes.iter().map(|c| field_class_name(*c)).collect::<Vec<_>>().join(", "),
-        format!("{} → {}", consent.valid_from, if consent.valid_until.is_empty() { consent.expiry_event } else { consent.valid_until }),
+        scope
+            .field_classes
+            .iter()
+            .map(|c| field_class_name(*c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        format!(
+            "{} → {}",
+            consent.valid_from,
+            if consent.valid_until.is_empty() {
+                consent.expiry_event
+            } else {
+                consent.valid_until
+            }
+        ),
         state,
     ]
 }
@@ -375,7 +419,15 @@ fn consent_json(record: &pb::ConsentRecord) -> serde_json::Value {
     })
 }
 
-const CONSENT_HEADERS: [&str; 7] = ["consent", "recipients", "roles", "purposes", "classes", "period", "state"];
+const CONSENT_HEADERS: [&str; 7] = [
+    "consent",
+    "recipients",
+    "roles",
+    "purposes",
+    "classes",
+    "period",
+    "state",
+];
 
 pub async fn run_consent(profile: &ClientProfile, command: ConsentCommand, json: bool) -> Result<(), Failure> {
     let mut client = client(profile).await?;
@@ -435,12 +487,14 @@ pub async fn run_consent(profile: &ClientProfile, command: ConsentCommand, json:
             .consent
             .into_iter()
             .collect(),
-        ConsentCommand::List { flag } => client
-            .list_consents(pb::ListConsentsRequest { flag_id: flag })
-            .await
-            .map_err(failed)?
-            .into_inner()
-            .consents,
+        ConsentCommand::List { flag } => {
+            client
+                .list_consents(pb::ListConsentsRequest { flag_id: flag })
+                .await
+                .map_err(failed)?
+                .into_inner()
+                .consents
+        }
     };
     if json {
         print_json(&json!(records.iter().map(consent_json).collect::<Vec<_>>()));

@@ -70,7 +70,9 @@ async fn shutdown_signal() {
 async fn serve(config: PathBuf) -> Result<(), String> {
     let config = NodeConfig::load(&config).map_err(|error| error.to_string())?;
     init_logging(config.log.format, &config.log.filter);
-    let node = flagnet_server::start(NodeParts::new(config)).await.map_err(|error| error.to_string())?;
+    let node = flagnet_server::start(NodeParts::new(config))
+        .await
+        .map_err(|error| error.to_string())?;
     tokio::select! {
         () = shutdown_signal() => {
             tracing::info!("shutting down");
@@ -91,14 +93,20 @@ async fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     .map_err(|error| error.to_string())?;
     let subjects = seed_demo(&sandbox).await.map_err(|error| error.to_string())?;
     let root = sandbox.dir().display().to_string();
-    println!("flagnet demo federation {} is up in {root}", flagnet_sandbox::DEMO_FEDERATION);
+    println!(
+        "flagnet demo federation {} is up in {root}",
+        flagnet_sandbox::DEMO_FEDERATION
+    );
     if !keep_dir {
         println!("(a temporary directory, removed when the demo stops; pass --dir to keep it)");
     }
     println!();
     for agency in DEMO_AGENCIES {
         let addr = sandbox.node_addr(agency).map_err(|error| error.to_string())?;
-        println!("  {agency:<11} https://{addr}   config {}", sandbox.node_config_path(agency).map_err(|e| e.to_string())?.display());
+        println!(
+            "  {agency:<11} https://{addr}   config {}",
+            sandbox.node_config_path(agency).map_err(|e| e.to_string())?.display()
+        );
     }
     println!();
     println!("seeded subjects:");
@@ -110,8 +118,12 @@ async fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     }
     println!();
     println!("profiles: {root}/profiles/<agency>-<role>.toml; try, in another terminal:");
-    println!("  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-dispatcher.toml lookup --phone '573-555-0142' --purpose emergency_response --incident CAD-2026-0001");
-    println!("  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-liaison.toml lookup --phone '573-555-0142' --purpose crisis_followup --incident CAD-2026-0001");
+    println!(
+        "  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-dispatcher.toml lookup --phone '573-555-0142' --purpose emergency_response --incident CAD-2026-0001"
+    );
+    println!(
+        "  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-liaison.toml lookup --phone '573-555-0142' --purpose crisis_followup --incident CAD-2026-0001"
+    );
     println!("  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-records_clerk.toml flag list");
     println!();
     println!("Ctrl-C stops the demo.");

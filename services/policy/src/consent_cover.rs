@@ -24,10 +24,12 @@ pub fn consent_covers(
         .recipients
         .iter()
         .any(|recipient| snapshot.agency_is_in(&actor.agency, recipient));
-    let role_covered = actor
-        .roles
-        .iter()
-        .any(|held| scope.roles.iter().any(|consented| snapshot.role_includes(held, consented)));
+    let role_covered = actor.roles.iter().any(|held| {
+        scope
+            .roles
+            .iter()
+            .any(|consented| snapshot.role_includes(held, consented))
+    });
     let purpose_covered = scope.purposes.contains(&purpose);
     (recipient_covered && role_covered && purpose_covered).then(|| scope.field_class_set())
 }

@@ -73,7 +73,10 @@ impl Disclosure {
     }
 
     pub fn allowed(&self) -> FieldClassSet {
-        FieldClass::ALL.into_iter().filter(|class| self.is_allowed(*class)).collect()
+        FieldClass::ALL
+            .into_iter()
+            .filter(|class| self.is_allowed(*class))
+            .collect()
     }
 
     pub fn withheld(&self) -> Vec<(FieldClass, DenyReason)> {
@@ -97,8 +100,14 @@ mod tests {
         let consent: FieldClassSet = [FieldClass::Presence, FieldClass::Clinical].into_iter().collect();
         let disclosure = Disclosure::from_sets(policy, consent);
         assert!(disclosure.discloses_presence());
-        assert_eq!(disclosure.verdict(FieldClass::Response), ClassDecision::Denied(DenyReason::Consent));
-        assert_eq!(disclosure.verdict(FieldClass::Clinical), ClassDecision::Denied(DenyReason::Policy));
+        assert_eq!(
+            disclosure.verdict(FieldClass::Response),
+            ClassDecision::Denied(DenyReason::Consent)
+        );
+        assert_eq!(
+            disclosure.verdict(FieldClass::Clinical),
+            ClassDecision::Denied(DenyReason::Policy)
+        );
         assert_eq!(disclosure.withheld().len(), 5);
         assert!(!Disclosure::denied_all(DenyReason::NoConsent).discloses_presence());
     }

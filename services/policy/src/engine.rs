@@ -70,7 +70,14 @@ impl DecisionEngine {
     /// Decides each field class of `flag` for `actor`: policy allows it, and an
     /// active consent among `consents` covers it, and the flag's lifecycle
     /// lets it be disclosed at `now`.
-    pub fn decide(&self, actor: &Actor, purpose: Purpose, flag: &Flag, consents: &[Consent], now: OffsetDateTime) -> Disclosure {
+    pub fn decide(
+        &self,
+        actor: &Actor,
+        purpose: Purpose,
+        flag: &Flag,
+        consents: &[Consent],
+        now: OffsetDateTime,
+    ) -> Disclosure {
         let snapshot = self.snapshot();
         if flag.lifecycle_at(now).is_err() {
             return Disclosure::denied_all(DenyReason::Lifecycle);

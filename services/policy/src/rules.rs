@@ -21,7 +21,11 @@ pub enum PolicyError {
     #[error("cannot read policy file {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
     #[error("{origin}:{line}: {reason}")]
-    BadRule { origin: String, line: usize, reason: String },
+    BadRule {
+        origin: String,
+        line: usize,
+        reason: String,
+    },
     #[error("policy model: {0}")]
     Model(String),
 }
@@ -50,7 +54,14 @@ impl Rule {
     /// The row as Casbin takes it: policy type and values.
     pub fn casbin_row(&self) -> (&'static str, Vec<String>) {
         match self {
-            Rule::Permission { role, actor, owner, object, purpose, allow } => (
+            Rule::Permission {
+                role,
+                actor,
+                owner,
+                object,
+                purpose,
+                allow,
+            } => (
                 "p",
                 vec![
                     role.clone(),
@@ -155,7 +166,11 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
             let allow = match fields[6] {
                 "allow" => true,
                 "deny" => false,
-                other => return Err(in_rule(format!("effect must be exactly `allow` or `deny`, found `{other}`"))),
+                other => {
+                    return Err(in_rule(format!(
+                        "effect must be exactly `allow` or `deny`, found `{other}`"
+                    )));
+                }
             };
             Ok(Rule::Permission {
                 role,
@@ -189,19 +204,25 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
                 parent: role_name(fields[2]).map_err(in_rule)?,
             })
         }
-        other => Err(format!("rule `{line}`: unknown rule type `{other}`; expected p, g, g2 or g3")),
+        other => Err(format!(
+            "rule `{line}`: unknown rule type `{other}`; expected p, g, g2 or g3"
+        )),
     }
 }
 
 fn role_name(value: &str) -> Result<String, String> {
-    RoleName::parse(value).map(|role| role.to_string()).map_err(|error| error.to_string())
+    RoleName::parse(value)
+        .map(|role| role.to_string())
+        .map_err(|error| error.to_string())
 }
 
 fn agency_id(value: &str) -> Result<String, String> {
     if value == ANY_AGENCY || value == SAME_AGENCY {
         return Err(format!("`{value}` is reserved and cannot name an agency or region"));
     }
-    AgencyId::parse(value).map(|agency| agency.to_string()).map_err(|error| error.to_string())
+    AgencyId::parse(value)
+        .map(|agency| agency.to_string())
+        .map_err(|error| error.to_string())
 }
 
 fn agency_position(value: &str, allow_same: bool) -> Result<String, String> {
@@ -259,22 +280,44 @@ mod tests {
 
     #[test]
     fn reads_the_default_policy() {
-        let rules = PolicySource::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies")).read().unwrap();
-        assert!(rules.rules.iter().any(|rule| matches!(rule, Rule::RoleInheritance { role, .. } if role == "cit_officer")));
+        let rules = PolicySource::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies"))
+            .read()
+            .unwrap();
+        assert!(
+            rules
+                .rules
+                .iter()
+                .any(|rule| matches!(rule, Rule::RoleInheritance { role, .. } if role == "cit_officer"))
+        );
         assert!(rules.model.contains("[matchers]"));
     }
 
     #[test]
     fn refuses_bad_rows_naming_them() {
         for (row, expected) in [
-            ("p, dispatcher, any, same, presence, emergency_response, Deny", "exactly `allow` or `deny`"),
+            (
+                "p, dispatcher, any, same, presence, emergency_response, Deny",
+                "exactly `allow` or `deny`",
+            ),
             ("p, dispatcher, any, same, presence, emergency_response", "7 fields"),
-            ("p, dispatcher, any, same, presence, emergency_response, allow, extra", "7 fields"),
+            (
+                "p, dispatcher, any, same, presence, emergency_response, allow, extra",
+                "7 fields",
+            ),
             ("p, dispatcher, any, same, presence, eval(1), allow", "purpose"),
-            ("p, dispatcher, any, same, regexMatch(r.field), emergency_response, allow", "field class"),
+            (
+                "p, dispatcher, any, same, regexMatch(r.field), emergency_response, allow",
+                "field class",
+            ),
             ("p, DEFAULT, any, same, presence, emergency_response, allow", "reserved"),
-            ("p, dispatcher, same, same, presence, emergency_response, allow", "owner position"),
-            ("p, dispätcher, any, same, presence, emergency_response, allow", "not allowed"),
+            (
+                "p, dispatcher, same, same, presence, emergency_response, allow",
+                "owner position",
+            ),
+            (
+                "p, dispätcher, any, same, presence, emergency_response, allow",
+                "not allowed",
+            ),
             ("g, alice, dispatcher", "4 fields"),
             ("g2, rolla-pd, any", "reserved"),
             ("g4, a, b", "unknown rule type"),

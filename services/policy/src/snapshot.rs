@@ -67,13 +67,19 @@ impl PolicySnapshot {
             match rule {
                 Rule::RoleAssignment { user, role, agency } => {
                     if let Ok(role_name) = RoleName::parse(role) {
-                        roles_by_user.entry((agency.clone(), user.clone())).or_default().push(role_name);
+                        roles_by_user
+                            .entry((agency.clone(), user.clone()))
+                            .or_default()
+                            .push(role_name);
                     }
                     agencies.insert(agency.clone());
                     roles.insert(role.clone());
                 }
                 Rule::Region { agency, region } => {
-                    regions_by_agency.entry(agency.clone()).or_default().insert(region.clone());
+                    regions_by_agency
+                        .entry(agency.clone())
+                        .or_default()
+                        .insert(region.clone());
                     agencies.insert(agency.clone());
                 }
                 Rule::RoleInheritance { role, parent } => {
@@ -156,14 +162,28 @@ impl PolicySnapshot {
     }
 
     /// The field classes any of `roles` at `actor` may see of `owner`'s flags for `purpose`.
-    pub fn allowed_classes(&self, roles: &[RoleName], actor: &AgencyId, owner: &AgencyId, purpose: Purpose) -> FieldClassSet {
+    pub fn allowed_classes(
+        &self,
+        roles: &[RoleName],
+        actor: &AgencyId,
+        owner: &AgencyId,
+        purpose: Purpose,
+    ) -> FieldClassSet {
         roles.iter().fold(FieldClassSet::EMPTY, |allowed, role| {
             let key = (role.to_string(), actor.to_string(), owner.to_string(), purpose);
             let for_role = match self.precomputed.get(&key) {
                 Some(set) => *set,
                 None => FieldClass::ALL
                     .into_iter()
-                    .filter(|class| self.enforce(role.as_str(), actor.as_str(), owner.as_str(), class.as_str(), purpose.as_str()))
+                    .filter(|class| {
+                        self.enforce(
+                            role.as_str(),
+                            actor.as_str(),
+                            owner.as_str(),
+                            class.as_str(),
+                            purpose.as_str(),
+                        )
+                    })
                     .collect(),
             };
             allowed.union(for_role)
@@ -175,7 +195,13 @@ impl PolicySnapshot {
         roles.iter().any(|role| {
             let key = (role.to_string(), actor.to_string(), owner.to_string());
             self.records_maintainers.contains(&key)
-                || self.enforce(role.as_str(), actor.as_str(), owner.as_str(), FLAG_RECORDS_OBJECT, RECORDS_MAINTENANCE)
+                || self.enforce(
+                    role.as_str(),
+                    actor.as_str(),
+                    owner.as_str(),
+                    FLAG_RECORDS_OBJECT,
+                    RECORDS_MAINTENANCE,
+                )
         })
     }
 

@@ -88,7 +88,8 @@ fn free_loopback_port() -> Result<SocketAddr, SandboxError> {
 
 fn write(path: &Path, contents: &str) -> Result<(), SandboxError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| setup(format!("mkdir {}", parent.display()))(error.to_string()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| setup(format!("mkdir {}", parent.display()))(error.to_string()))?;
     }
     std::fs::write(path, contents).map_err(|error| setup(format!("write {}", path.display()))(error.to_string()))
 }
@@ -185,7 +186,10 @@ impl Sandbox {
     /// Starts (or restarts) one node from its config file.
     pub async fn start_node(&mut self, agency: &str) -> Result<SocketAddr, SandboxError> {
         let clock = self.clock.clone();
-        let node = self.nodes.get_mut(agency).ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        let node = self
+            .nodes
+            .get_mut(agency)
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
         if node.running.is_some() {
             return Ok(node.addr);
         }
@@ -204,7 +208,10 @@ impl Sandbox {
 
     /// Stops one node; its files stay, so it can be started again.
     pub async fn stop_node(&mut self, agency: &str) -> Result<(), SandboxError> {
-        let node = self.nodes.get_mut(agency).ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        let node = self
+            .nodes
+            .get_mut(agency)
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
         if let Some(running) = node.running.take() {
             running.shutdown().await;
         }
@@ -244,8 +251,12 @@ impl Sandbox {
 
     /// A FlagIndex client authenticated as the demo person with `role` at `agency`.
     pub async fn client(&self, agency: &str, role: &str) -> Result<FlagIndexClient<Channel>, SandboxError> {
-        let profile = ClientProfile::load(&self.profile_path(agency, role)).map_err(|error| setup("profile")(error.to_string()))?;
-        let channel = profile.connect().await.map_err(|error| setup("connect")(error.to_string()))?;
+        let profile = ClientProfile::load(&self.profile_path(agency, role))
+            .map_err(|error| setup("profile")(error.to_string()))?;
+        let channel = profile
+            .connect()
+            .await
+            .map_err(|error| setup("connect")(error.to_string()))?;
         Ok(FlagIndexClient::new(channel)
             .max_decoding_message_size(flagnet_server::node::MAX_REQUEST_BYTES)
             .max_encoding_message_size(8 * 1024 * 1024))

@@ -197,7 +197,9 @@ fn flag_input(seed: &SubjectSeed, today: OffsetDateTime) -> pb::FlagInput {
             recommended: seed.recommended as i32,
             approach_guidance: seed.guidance.into(),
         }),
-        safety: Some(pb::Safety { notes: seed.safety.into() }),
+        safety: Some(pb::Safety {
+            notes: seed.safety.into(),
+        }),
         contacts: Some(pb::Contacts {
             contacts: vec![pb::Contact {
                 name: "Pat Avery".into(),
@@ -219,20 +221,34 @@ fn flag_input(seed: &SubjectSeed, today: OffsetDateTime) -> pb::FlagInput {
 }
 
 /// A consent with every 42 CFR 2.31 element, for the recipients given.
-pub fn full_consent(flag_id: &str, subject_name: &str, recipients: &[&str], valid_from: OffsetDateTime, valid_until: OffsetDateTime) -> pb::ConsentInput {
+pub fn full_consent(
+    flag_id: &str,
+    subject_name: &str,
+    recipients: &[&str],
+    valid_from: OffsetDateTime,
+    valid_until: OffsetDateTime,
+) -> pb::ConsentInput {
     pb::ConsentInput {
         flag_id: flag_id.into(),
         basis: pb::ConsentBasis::Subject as i32,
         subject_name: subject_name.into(),
         granted_by: String::new(),
         disclosing_party: "the owner agency's records unit".into(),
-        information_description: "crisis flag: whom to send, how to approach, safety notes, contacts, crisis plan".into(),
+        information_description: "crisis flag: whom to send, how to approach, safety notes, contacts, crisis plan"
+            .into(),
         purpose_description: "so that responders send the right help in a crisis and my liaison is told".into(),
         revocation_instructions: "tell the records unit in writing or in person".into(),
         scope: Some(pb::ConsentScope {
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             roles: ["dispatcher", "officer", "liaison"].map(String::from).to_vec(),
-            purposes: ["emergency_response", "welfare_check", "crisis_followup", "emergency_override"].map(String::from).to_vec(),
+            purposes: [
+                "emergency_response",
+                "welfare_check",
+                "crisis_followup",
+                "emergency_override",
+            ]
+            .map(String::from)
+            .to_vec(),
             field_classes: (1..=6).collect(),
         }),
         valid_from: rfc3339(valid_from),
@@ -263,10 +279,34 @@ pub async fn seed_demo(sandbox: &Sandbox) -> Result<Vec<SeededSubject>, SandboxE
         let subject_name = format!("{} {}", seed.given_name, seed.family_name);
         let year = Duration::days(365);
         let consent = match seed.consent {
-            ConsentCase::Region => Some(full_consent(&flag_id, &subject_name, &["south-central-mo"], now - Duration::days(30), now + year)),
-            ConsentCase::HomeAgencyOnly => Some(full_consent(&flag_id, &subject_name, &[seed.agency], now - Duration::days(30), now + year)),
-            ConsentCase::Expired => Some(full_consent(&flag_id, &subject_name, &["south-central-mo"], now - year - year, now - Duration::days(1))),
-            ConsentCase::Revoked => Some(full_consent(&flag_id, &subject_name, &["south-central-mo"], now - Duration::days(30), now + year)),
+            ConsentCase::Region => Some(full_consent(
+                &flag_id,
+                &subject_name,
+                &["south-central-mo"],
+                now - Duration::days(30),
+                now + year,
+            )),
+            ConsentCase::HomeAgencyOnly => Some(full_consent(
+                &flag_id,
+                &subject_name,
+                &[seed.agency],
+                now - Duration::days(30),
+                now + year,
+            )),
+            ConsentCase::Expired => Some(full_consent(
+                &flag_id,
+                &subject_name,
+                &["south-central-mo"],
+                now - year - year,
+                now - Duration::days(1),
+            )),
+            ConsentCase::Revoked => Some(full_consent(
+                &flag_id,
+                &subject_name,
+                &["south-central-mo"],
+                now - Duration::days(30),
+                now + year,
+            )),
             ConsentCase::None => None,
         };
         if let Some(consent) = consent {

@@ -40,7 +40,12 @@ fn by_phone(phone: &str, purpose: &str) -> pb::LookupRequest {
     }
 }
 
-async fn lookup(federation: &Federation, agency: &str, role: &str, request: pb::LookupRequest) -> Result<pb::LookupResponse, tonic::Status> {
+async fn lookup(
+    federation: &Federation,
+    agency: &str,
+    role: &str,
+    request: pb::LookupRequest,
+) -> Result<pb::LookupResponse, tonic::Status> {
     let mut client = federation.sandbox.client(agency, role).await.expect("client");
     client.lookup(request).await.map(tonic::Response::into_inner)
 }
@@ -57,17 +62,36 @@ async fn flag_index_over_mtls() {
     let covered = federation.subject(ConsentCase::Region);
 
     // a dispatcher sees presence, response and identity, and learns clinical was withheld by policy
-    let answer = lookup(&federation, "phelps-so", "dispatcher", by_phone("573 555 0142", "emergency_response")).await.unwrap();
+    let answer = lookup(
+        &federation,
+        "phelps-so",
+        "dispatcher",
+        by_phone("573 555 0142", "emergency_response"),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.matches.len(), 1);
     let found = &answer.matches[0];
     assert_eq!(found.flag_id, covered.flag_id);
     assert!(found.presence.is_some() && found.response.is_some() && found.identity.is_some());
     assert!(found.clinical.is_none() && found.safety.is_none() && found.contacts.is_none());
-    assert!(found.withheld.iter().any(|w| w.field_class == pb::FieldClass::Clinical as i32 && w.reason == pb::WithholdReason::Policy as i32));
+    assert!(
+        found
+            .withheld
+            .iter()
+            .any(|w| w.field_class == pb::FieldClass::Clinical as i32 && w.reason == pb::WithholdReason::Policy as i32)
+    );
     assert!(answer.complete);
 
     // a liaison sees clinical
-    let answer = lookup(&federation, "phelps-so", "liaison", by_phone(covered.phone, "crisis_followup")).await.unwrap();
+    let answer = lookup(
+        &federation,
+        "phelps-so",
+        "liaison",
+        by_phone(covered.phone, "crisis_followup"),
+    )
+    .await
+    .unwrap();
     let clinical = answer.matches[0].clinical.as_ref().expect("liaison sees clinical");
     assert!(!clinical.crisis_plan.is_empty());
     assert!(answer.matches[0].withheld.is_empty());
@@ -83,46 +107,102 @@ async fn flag_index_over_mtls() {
         }),
         ..by_phone("", "emergency_response")
     };
-    let exact = lookup(&federation, "phelps-so", "officer", by_name("JORDAN", "avery")).await.unwrap();
+    let exact = lookup(&federation, "phelps-so", "officer", by_name("JORDAN", "avery"))
+        .await
+        .unwrap();
     assert_eq!(exact.matches.len(), 1);
     assert!(!exact.matches[0].phonetic_match);
     assert!(exact.matches[0].safety.is_some(), "an officer adds safety");
-    let misspelt = lookup(&federation, "phelps-so", "officer", by_name("Jordan", "Averey")).await.unwrap();
+    let misspelt = lookup(&federation, "phelps-so", "officer", by_name("Jordan", "Averey"))
+        .await
+        .unwrap();
     assert_eq!(misspelt.matches.len(), 1);
     assert!(misspelt.matches[0].phonetic_match);
 
     // revoked, expired and missing consent give exactly the no-match answer
-    let no_match = without_request_id(lookup(&federation, "phelps-so", "dispatcher", by_phone("573 555 0199", "emergency_response")).await.unwrap());
+    let no_match = without_request_id(
+        lookup(
+            &federation,
+            "phelps-so",
+            "dispatcher",
+            by_phone("573 555 0199", "emergency_response"),
+        )
+        .await
+        .unwrap(),
+    );
     for case in [ConsentCase::Revoked, ConsentCase::Expired, ConsentCase::None] {
         let subject = federation.subject(case);
-        let answer = lookup(&federation, "phelps-so", "liaison", by_phone(subject.phone, "crisis_followup")).await.unwrap();
+        let answer = lookup(
+            &federation,
+            "phelps-so",
+            "liaison",
+            by_phone(subject.phone, "crisis_followup"),
+        )
+        .await
+        .unwrap();
         assert_eq!(without_request_id(answer), no_match, "{case:?} must look like no match");
     }
 
     // missing purpose or incident id
     for (mutate, field) in [
-        (Box::new(|r: &mut pb::LookupRequest| r.purpose.clear()) as Box<dyn Fn(&mut pb::LookupRequest)>, "purpose"),
-        (Box::new(|r: &mut pb::LookupRequest| r.incident_id.clear()), "incident_id"),
-        (Box::new(|r: &mut pb::LookupRequest| r.purpose = "curiosity".into()), "purpose"),
-        (Box::new(|r: &mut pb::LookupRequest| r.incident_id = "CAD'; DROP TABLE flags;--".into()), "incident_id"),
+        (
+            Box::new(|r: &mut pb::LookupRequest| r.purpose.clear()) as Box<dyn Fn(&mut pb::LookupRequest)>,
+            "purpose",
+        ),
+        (
+            Box::new(|r: &mut pb::LookupRequest| r.incident_id.clear()),
+            "incident_id",
+        ),
+        (
+            Box::new(|r: &mut pb::LookupRequest| r.purpose = "curiosity".into()),
+            "purpose",
+        ),
+        (
+            Box::new(|r: &mut pb::LookupRequest| r.incident_id = "CAD'; DROP TABLE flags;--".into()),
+            "incident_id",
+        ),
         (Box::new(|r: &mut pb::LookupRequest| r.subject = None), "subject"),
-        (Box::new(|r: &mut pb::LookupRequest| r.purpose = "emergency_override".into()), "override_reason"),
+        (
+            Box::new(|r: &mut pb::LookupRequest| r.purpose = "emergency_override".into()),
+            "override_reason",
+        ),
     ] {
         let mut request = by_phone(covered.phone, "emergency_response");
         mutate(&mut request);
-        let status = lookup(&federation, "phelps-so", "dispatcher", request).await.unwrap_err();
+        let status = lookup(&federation, "phelps-so", "dispatcher", request)
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
-        assert!(status.message().starts_with(field) || status.message().contains(field), "{field}: {}", status.message());
+        assert!(
+            status.message().starts_with(field) || status.message().contains(field),
+            "{field}: {}",
+            status.message()
+        );
     }
 
     // only records clerks keep records
     let mut dispatcher = federation.sandbox.client("phelps-so", "dispatcher").await.unwrap();
-    let status = dispatcher.list_flags(pb::ListFlagsRequest::default()).await.unwrap_err();
+    let status = dispatcher
+        .list_flags(pb::ListFlagsRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     let mut foreign_clerk = federation.sandbox.client("rolla-pd", "records_clerk").await.unwrap();
-    let listed = foreign_clerk.list_flags(pb::ListFlagsRequest::default()).await.unwrap().into_inner();
-    assert!(listed.flags.iter().all(|flag| flag.flag_id != covered.flag_id), "a clerk sees only their agency's flags");
-    let status = foreign_clerk.get_flag(pb::GetFlagRequest { flag_id: covered.flag_id.clone() }).await.unwrap_err();
+    let listed = foreign_clerk
+        .list_flags(pb::ListFlagsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.flags.iter().all(|flag| flag.flag_id != covered.flag_id),
+        "a clerk sees only their agency's flags"
+    );
+    let status = foreign_clerk
+        .get_flag(pb::GetFlagRequest {
+            flag_id: covered.flag_id.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
     federation.sandbox.shutdown().await;

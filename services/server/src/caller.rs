@@ -58,7 +58,9 @@ pub fn authenticate(peer: Option<&PeerInfo>, federation: &str, engine: &Decision
 /// Refuses node identities: only people call the person-facing services.
 pub fn require_person(caller: &Caller) -> CoreResult<()> {
     if caller.identity.is_node() {
-        return Err(CoreError::PermissionDenied("node identities may not call this service".into()));
+        return Err(CoreError::PermissionDenied(
+            "node identities may not call this service".into(),
+        ));
     }
     Ok(())
 }

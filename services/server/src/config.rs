@@ -23,7 +23,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,7 +168,10 @@ impl NodeConfig {
         self.listen_addr()?;
         let region = &self.node.phone_region;
         if region.len() != 2 || !region.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(invalid("node.phone_region", format!("expected a two-letter country code such as US, got {region:?}")));
+            return Err(invalid(
+                "node.phone_region",
+                format!("expected a two-letter country code such as US, got {region:?}"),
+            ));
         }
         if !(100..=120_000).contains(&self.tls.handshake_timeout_ms) {
             return Err(invalid("tls.handshake_timeout_ms", "must be between 100 and 120000"));
@@ -192,7 +198,10 @@ impl NodeConfig {
             && !parent.as_os_str().is_empty()
             && !parent.is_dir()
         {
-            return Err(invalid("store.path", format!("directory {} does not exist", parent.display())));
+            return Err(invalid(
+                "store.path",
+                format!("directory {} does not exist", parent.display()),
+            ));
         }
         Ok(())
     }
@@ -202,10 +211,12 @@ impl NodeConfig {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.node
-            .listen
-            .parse()
-            .map_err(|error| invalid("node.listen", format!("{:?} is not an address and port: {error}", self.node.listen)))
+        self.node.listen.parse().map_err(|error| {
+            invalid(
+                "node.listen",
+                format!("{:?} is not an address and port: {error}", self.node.listen),
+            )
+        })
     }
 
     pub fn handshake_timeout(&self) -> Duration {
@@ -256,7 +267,10 @@ dir = "policies"
 
     #[test]
     fn deploy_samples_parse() {
-        for sample in [include_str!("../../../deploy/node.minimal.toml"), include_str!("../../../deploy/node.full.toml")] {
+        for sample in [
+            include_str!("../../../deploy/node.minimal.toml"),
+            include_str!("../../../deploy/node.full.toml"),
+        ] {
             let config: NodeConfig = toml::from_str(sample).expect("sample parses with deny_unknown_fields");
             assert_eq!(config.node.agency, "phelps-so");
         }
@@ -268,14 +282,34 @@ dir = "policies"
         let cases = [
             (GOOD.replace("phelps-so", "Phelps SO"), "node.agency"),
             (GOOD.replace("[policy]", "[node2]\nx=1\n[policy]"), "unknown field"),
-            (GOOD.replace("federation = \"flagnet.demo\"", "federation = \"flagnet.demo\"\nlisten = \"localhost\""), "node.listen"),
-            (GOOD.replace("federation = \"flagnet.demo\"", "federation = \"flagnet.demo\"\nphone_region = \"usa\""), "node.phone_region"),
+            (
+                GOOD.replace(
+                    "federation = \"flagnet.demo\"",
+                    "federation = \"flagnet.demo\"\nlisten = \"localhost\"",
+                ),
+                "node.listen",
+            ),
+            (
+                GOOD.replace(
+                    "federation = \"flagnet.demo\"",
+                    "federation = \"flagnet.demo\"\nphone_region = \"usa\"",
+                ),
+                "node.phone_region",
+            ),
             (GOOD.replace("\"node.key\"", "\"missing.key\""), "tls.private_key"),
             (GOOD.replace("dir = \"policies\"", "dir = \"nowhere\""), "policy.dir"),
-            (GOOD.replace("data_key_file = \"data.key\"", "data_key_file = \"data.key\"\npool_size = 0"), "store.pool_size"),
+            (
+                GOOD.replace(
+                    "data_key_file = \"data.key\"",
+                    "data_key_file = \"data.key\"\npool_size = 0",
+                ),
+                "store.pool_size",
+            ),
         ];
         for (body, expected) in cases {
-            let error = NodeConfig::load(&write_config(dir.path(), &body)).unwrap_err().to_string();
+            let error = NodeConfig::load(&write_config(dir.path(), &body))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "expected {expected:?} in {error}");
         }
     }

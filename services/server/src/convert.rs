@@ -4,8 +4,8 @@
 
 use flagnet_core::consent::{ConsentElements, ConsentScope, Revocation};
 use flagnet_core::flag::{
-    ClinicalContent, ContactEntry, HoldEntry, PostalAddress, PresenceContent, RecommendedResponse,
-    ResponseContent, SafetyContent, SubjectRecord, check_text,
+    ClinicalContent, ContactEntry, HoldEntry, PostalAddress, PresenceContent, RecommendedResponse, ResponseContent,
+    SafetyContent, SubjectRecord, check_text,
 };
 use flagnet_core::normalize;
 use flagnet_core::{
@@ -74,10 +74,19 @@ pub fn incident_id(value: &str) -> CoreResult<String> {
         return Err(CoreError::invalid(FIELD, "is required"));
     }
     if value.len() > MAX_INCIDENT_ID_LEN {
-        return Err(CoreError::invalid(FIELD, format!("must be at most {MAX_INCIDENT_ID_LEN} bytes")));
+        return Err(CoreError::invalid(
+            FIELD,
+            format!("must be at most {MAX_INCIDENT_ID_LEN} bytes"),
+        ));
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/' | '#')) {
-        return Err(CoreError::invalid(FIELD, "may hold only ASCII letters, digits and - _ . : / #"));
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/' | '#'))
+    {
+        return Err(CoreError::invalid(
+            FIELD,
+            "may hold only ASCII letters, digits and - _ . : / #",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -103,23 +112,26 @@ fn proto_address(address: &PostalAddress) -> pb::Address {
 }
 
 /// The blind tokens for what a person typed to look a subject up.
-pub fn query_tokens(query: Option<pb::SubjectQuery>, key: &MatchingKey, phone_region: &str) -> CoreResult<Vec<SubjectToken>> {
+pub fn query_tokens(
+    query: Option<pb::SubjectQuery>,
+    key: &MatchingKey,
+    phone_region: &str,
+) -> CoreResult<Vec<SubjectToken>> {
     let query = required("subject", query)?;
     match required("subject.key", query.key)? {
-        pb::subject_query::Key::Phone(phone) => {
-            Ok(vec![normalize::phone_token(key, &phone, phone_region).map_err(|e| e.under("subject"))?])
+        pb::subject_query::Key::Phone(phone) => Ok(vec![
+            normalize::phone_token(key, &phone, phone_region).map_err(|e| e.under("subject"))?,
+        ]),
+        pb::subject_query::Key::Address(address) => Ok(vec![
+            normalize::address_token(key, &postal_address(address)).map_err(|e| e.under("subject"))?,
+        ]),
+        pb::subject_query::Key::NameAndBirthDate(person) => {
+            Ok(
+                normalize::name_birth_date_tokens(key, &person.given_name, &person.family_name, &person.birth_date)
+                    .map_err(|e| e.under("subject.name_and_birth_date"))?
+                    .to_vec(),
+            )
         }
-        pb::subject_query::Key::Address(address) => {
-            Ok(vec![normalize::address_token(key, &postal_address(address)).map_err(|e| e.under("subject"))?])
-        }
-        pb::subject_query::Key::NameAndBirthDate(person) => Ok(normalize::name_birth_date_tokens(
-            key,
-            &person.given_name,
-            &person.family_name,
-            &person.birth_date,
-        )
-        .map_err(|e| e.under("subject.name_and_birth_date"))?
-        .to_vec()),
     }
 }
 
@@ -161,7 +173,10 @@ fn recommended(value: i32) -> CoreResult<RecommendedResponse> {
         Ok(pb::RecommendedResponse::CitOfficer) => Ok(RecommendedResponse::CitOfficer),
         Ok(pb::RecommendedResponse::CoResponder) => Ok(RecommendedResponse::CoResponder),
         Ok(pb::RecommendedResponse::Liaison) => Ok(RecommendedResponse::Liaison),
-        Err(_) => Err(CoreError::invalid("flag.response.recommended", format!("unknown value {value}"))),
+        Err(_) => Err(CoreError::invalid(
+            "flag.response.recommended",
+            format!("unknown value {value}"),
+        )),
     }
 }
 
@@ -184,7 +199,10 @@ pub fn flag_draft(input: Option<pb::FlagInput>, key: &MatchingKey, phone_region:
         Some(basis) => {
             check_text("flag.basis.kind", &basis.kind)?;
             if basis.kind.trim().is_empty() {
-                return Err(CoreError::invalid("flag.basis.kind", "is required when a basis is given"));
+                return Err(CoreError::invalid(
+                    "flag.basis.kind",
+                    "is required when a basis is given",
+                ));
             }
             Some(TimeBoundBasis {
                 kind: basis.kind,
@@ -200,16 +218,19 @@ pub fn flag_draft(input: Option<pb::FlagInput>, key: &MatchingKey, phone_region:
     if subject.addresses.len() > flagnet_core::flag::MAX_LIST_LEN {
         return Err(CoreError::invalid("flag.subject.addresses", "too many entries"));
     }
-    let mut subject_tokens = normalize::name_birth_date_tokens(key, &subject.given_name, &subject.family_name, &subject.birth_date)
-        .map_err(|e| e.under("flag.subject"))?
-        .to_vec();
+    let mut subject_tokens =
+        normalize::name_birth_date_tokens(key, &subject.given_name, &subject.family_name, &subject.birth_date)
+            .map_err(|e| e.under("flag.subject"))?
+            .to_vec();
     for (index, phone) in subject.phones.iter().enumerate() {
-        let token = normalize::phone_token(key, phone, phone_region).map_err(|e| e.under(&format!("flag.subject.phones[{index}]")))?;
+        let token = normalize::phone_token(key, phone, phone_region)
+            .map_err(|e| e.under(&format!("flag.subject.phones[{index}]")))?;
         subject_tokens.push(token);
     }
     let addresses: Vec<PostalAddress> = subject.addresses.into_iter().map(postal_address).collect();
     for (index, address) in addresses.iter().enumerate() {
-        let token = normalize::address_token(key, address).map_err(|e| e.under(&format!("flag.subject.addresses[{index}]")))?;
+        let token =
+            normalize::address_token(key, address).map_err(|e| e.under(&format!("flag.subject.addresses[{index}]")))?;
         subject_tokens.push(token);
     }
     subject_tokens.sort();
@@ -360,7 +381,9 @@ pub fn field_class(value: i32, field: &str) -> CoreResult<FieldClass> {
         Ok(pb::FieldClass::Contacts) => Ok(FieldClass::Contacts),
         Ok(pb::FieldClass::Clinical) => Ok(FieldClass::Clinical),
         Ok(pb::FieldClass::Identity) => Ok(FieldClass::Identity),
-        Ok(pb::FieldClass::Unspecified) | Err(_) => Err(CoreError::invalid(field, format!("unknown field class {value}"))),
+        Ok(pb::FieldClass::Unspecified) | Err(_) => {
+            Err(CoreError::invalid(field, format!("unknown field class {value}")))
+        }
     }
 }
 
@@ -463,7 +486,12 @@ fn proto_consent_basis(basis: ConsentBasis) -> pb::ConsentBasis {
 }
 
 /// Checks a consent input; the 42 CFR 2.31 elements are checked by the domain.
-pub fn new_consent(input: Option<pb::ConsentInput>, owner: AgencyId, recorded_by: String, now: OffsetDateTime) -> CoreResult<NewConsent> {
+pub fn new_consent(
+    input: Option<pb::ConsentInput>,
+    owner: AgencyId,
+    recorded_by: String,
+    now: OffsetDateTime,
+) -> CoreResult<NewConsent> {
     let input = required("consent", input)?;
     let flag_id = parse_uuid("consent.flag_id", &input.flag_id)?;
     let scope = required("consent.scope", input.scope)?;
@@ -482,19 +510,26 @@ pub fn new_consent(input: Option<pb::ConsentInput>, owner: AgencyId, recorded_by
         .recipients
         .iter()
         .enumerate()
-        .map(|(i, r)| AgencyId::parse(r).map_err(|e| CoreError::invalid(format!("consent.scope.recipients[{i}]"), error_reason(&e))))
+        .map(|(i, r)| {
+            AgencyId::parse(r)
+                .map_err(|e| CoreError::invalid(format!("consent.scope.recipients[{i}]"), error_reason(&e)))
+        })
         .collect::<CoreResult<Vec<_>>>()?;
     let roles = scope
         .roles
         .iter()
         .enumerate()
-        .map(|(i, r)| RoleName::parse(r).map_err(|e| CoreError::invalid(format!("consent.scope.roles[{i}]"), error_reason(&e))))
+        .map(|(i, r)| {
+            RoleName::parse(r).map_err(|e| CoreError::invalid(format!("consent.scope.roles[{i}]"), error_reason(&e)))
+        })
         .collect::<CoreResult<Vec<_>>>()?;
     let purposes = scope
         .purposes
         .iter()
         .enumerate()
-        .map(|(i, p)| Purpose::parse(p).map_err(|e| CoreError::invalid(format!("consent.scope.purposes[{i}]"), error_reason(&e))))
+        .map(|(i, p)| {
+            Purpose::parse(p).map_err(|e| CoreError::invalid(format!("consent.scope.purposes[{i}]"), error_reason(&e)))
+        })
         .collect::<CoreResult<Vec<_>>>()?;
     let mut field_classes = scope
         .field_classes
@@ -551,7 +586,12 @@ pub fn consent_record(consent: &Consent) -> pb::ConsentRecord {
                 recipients: consent.scope.recipients.iter().map(ToString::to_string).collect(),
                 roles: consent.scope.roles.iter().map(ToString::to_string).collect(),
                 purposes: consent.scope.purposes.iter().map(ToString::to_string).collect(),
-                field_classes: consent.scope.field_classes.iter().map(|c| proto_field_class(*c) as i32).collect(),
+                field_classes: consent
+                    .scope
+                    .field_classes
+                    .iter()
+                    .map(|c| proto_field_class(*c) as i32)
+                    .collect(),
             }),
             valid_from: instant_text(consent.valid_from),
             valid_until: consent.valid_until.map(instant_text).unwrap_or_default(),

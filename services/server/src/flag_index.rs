@@ -7,8 +7,8 @@ use crate::caller::{Caller, require_person};
 use crate::convert::{FlagDraft, MAX_INCIDENT_ID_LEN};
 use flagnet_core::flag::check_text;
 use flagnet_core::{
-    AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store, SubjectKeyKind,
-    SubjectToken,
+    AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store,
+    SubjectKeyKind, SubjectToken,
 };
 use flagnet_policy::{DecisionEngine, Disclosure, Operation};
 use std::sync::Arc;
@@ -61,7 +61,10 @@ pub fn reason(field: &str, value: &str) -> CoreResult<String> {
         return Err(CoreError::invalid(field, "is required"));
     }
     if value.len() > MAX_REASON_LEN {
-        return Err(CoreError::invalid(field, format!("must be at most {MAX_REASON_LEN} bytes")));
+        return Err(CoreError::invalid(
+            field,
+            format!("must be at most {MAX_REASON_LEN} bytes"),
+        ));
     }
     check_text(field, value)?;
     Ok(value.trim().to_owned())
@@ -71,10 +74,17 @@ impl FlagIndexCore {
     fn require_records_clerk(&self, caller: &Caller) -> CoreResult<()> {
         require_person(caller)?;
         if caller.identity.agency != self.agency {
-            return Err(CoreError::PermissionDenied("records are kept only by the owner agency's own staff".into()));
+            return Err(CoreError::PermissionDenied(
+                "records are kept only by the owner agency's own staff".into(),
+            ));
         }
-        if !self.engine.may(&caller.actor(), &self.agency, Operation::MaintainRecords) {
-            return Err(CoreError::PermissionDenied("maintaining flags and consents needs the records_clerk role".into()));
+        if !self
+            .engine
+            .may(&caller.actor(), &self.agency, Operation::MaintainRecords)
+        {
+            return Err(CoreError::PermissionDenied(
+                "maintaining flags and consents needs the records_clerk role".into(),
+            ));
         }
         Ok(())
     }
@@ -105,7 +115,9 @@ impl FlagIndexCore {
             .into_iter()
             .filter_map(|found| {
                 let flag_consents = consents.get(&found.flag.id).unwrap_or(&no_consents);
-                let disclosure = self.engine.decide(&actor, query.purpose, &found.flag, flag_consents, now);
+                let disclosure = self
+                    .engine
+                    .decide(&actor, query.purpose, &found.flag, flag_consents, now);
                 if !disclosure.discloses_presence() {
                     return None;
                 }
@@ -133,7 +145,13 @@ impl FlagIndexCore {
         Ok(LookupOutcome { request_id, matches })
     }
 
-    pub async fn put_flag(&self, caller: &Caller, flag_id: Option<Uuid>, draft: FlagDraft, change_reason: String) -> CoreResult<Flag> {
+    pub async fn put_flag(
+        &self,
+        caller: &Caller,
+        flag_id: Option<Uuid>,
+        draft: FlagDraft,
+        change_reason: String,
+    ) -> CoreResult<Flag> {
         self.require_records_clerk(caller)?;
         let flag = NewFlag {
             id: flag_id,
@@ -160,13 +178,22 @@ impl FlagIndexCore {
     }
 
     /// A page of this agency's flags and the token of the next page.
-    pub async fn list_flags(&self, caller: &Caller, after: Option<Uuid>, page_size: usize) -> CoreResult<(Vec<Flag>, Option<Uuid>)> {
+    pub async fn list_flags(
+        &self,
+        caller: &Caller,
+        after: Option<Uuid>,
+        page_size: usize,
+    ) -> CoreResult<(Vec<Flag>, Option<Uuid>)> {
         self.require_records_clerk(caller)?;
         let limit = page_size.clamp(1, MAX_PAGE_SIZE);
         let flags = self.store.list_flags(&self.agency, after, limit + 1).await?;
         let has_more = flags.len() > limit;
         let page: Vec<Flag> = flags.into_iter().take(limit).collect();
-        let next = if has_more { page.last().map(|flag| flag.id) } else { None };
+        let next = if has_more {
+            page.last().map(|flag| flag.id)
+        } else {
+            None
+        };
         Ok((page, next))
     }
 
@@ -177,11 +204,22 @@ impl FlagIndexCore {
         Ok(stored)
     }
 
-    pub async fn revoke_consent(&self, caller: &Caller, consent_id: Uuid, revocation_reason: String) -> CoreResult<Consent> {
+    pub async fn revoke_consent(
+        &self,
+        caller: &Caller,
+        consent_id: Uuid,
+        revocation_reason: String,
+    ) -> CoreResult<Consent> {
         self.require_records_clerk(caller)?;
         let revoked = self
             .store
-            .revoke_consent(&self.agency, consent_id, &caller.spiffe_id(), &revocation_reason, self.clock.now())
+            .revoke_consent(
+                &self.agency,
+                consent_id,
+                &caller.spiffe_id(),
+                &revocation_reason,
+                self.clock.now(),
+            )
             .await?;
         tracing::info!(consent_id = %revoked.id, actor = %caller.spiffe_id(), "consent revoked");
         Ok(revoked)

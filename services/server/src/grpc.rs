@@ -23,7 +23,12 @@ impl FlagIndexGrpc {
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        authenticate(request.extensions().get::<PeerInfo>(), &self.core.federation, &self.core.engine).map_err(|error| {
+        authenticate(
+            request.extensions().get::<PeerInfo>(),
+            &self.core.federation,
+            &self.core.engine,
+        )
+        .map_err(|error| {
             tracing::warn!(%error, "request refused at authentication");
             to_status(error)
         })
@@ -40,7 +45,10 @@ fn lookup_query(core: &FlagIndexCore, message: pb::LookupRequest) -> CoreResult<
     let override_reason = match purpose {
         Purpose::EmergencyOverride => Some(reason("override_reason", &message.override_reason)?),
         _ if !message.override_reason.is_empty() => {
-            return Err(CoreError::invalid("override_reason", "is only accepted with purpose emergency_override"));
+            return Err(CoreError::invalid(
+                "override_reason",
+                "is only accepted with purpose emergency_override",
+            ));
         }
         _ => None,
     };
@@ -108,7 +116,10 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
         reply(result)
     }
 
-    async fn list_flags(&self, request: Request<pb::ListFlagsRequest>) -> Result<Response<pb::ListFlagsResponse>, Status> {
+    async fn list_flags(
+        &self,
+        request: Request<pb::ListFlagsRequest>,
+    ) -> Result<Response<pb::ListFlagsResponse>, Status> {
         let caller = self.caller(&request)?;
         let result = async {
             let message = request.into_inner();
@@ -117,7 +128,11 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             } else {
                 Some(parse_uuid("page_token", &message.page_token)?)
             };
-            let page_size = if message.page_size == 0 { 50 } else { message.page_size as usize };
+            let page_size = if message.page_size == 0 {
+                50
+            } else {
+                message.page_size as usize
+            };
             let (flags, next) = self.core.list_flags(&caller, after, page_size).await?;
             Ok(pb::ListFlagsResponse {
                 flags: flags.iter().map(convert::flag_summary).collect(),

@@ -104,7 +104,10 @@ pub fn accept_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, handsha
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let certificate = peer_identity(stream.get_ref().1);
-                        let peer = PeerInfo { remote_addr, certificate };
+                        let peer = PeerInfo {
+                            remote_addr,
+                            certificate,
+                        };
                         let _ = sender.send(Ok(TlsConnection { stream, peer })).await;
                     }
                     Ok(Err(error)) => {

@@ -99,10 +99,12 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let NodeParts { config, clock } = parts;
     config.validate()?;
     let agency = config.agency();
-    let matching_key = MatchingKey::load(&config.matching.key_file).map_err(|error| StartError::MatchingKey(error.to_string()))?;
+    let matching_key =
+        MatchingKey::load(&config.matching.key_file).map_err(|error| StartError::MatchingKey(error.to_string()))?;
     let data_key = DataKey::load(&config.store.data_key_file).map_err(|error| StartError::Store(error.to_string()))?;
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.store.path, data_key, config.store.pool_size).map_err(|error| StartError::Store(error.to_string()))?,
+        SqliteStore::open(&config.store.path, data_key, config.store.pool_size)
+            .map_err(|error| StartError::Store(error.to_string()))?,
     );
     let engine = Arc::new(
         DecisionEngine::load(&PolicySource::new(&config.policy.dir), std::slice::from_ref(&agency))
@@ -110,7 +112,8 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
             .map_err(|error| StartError::Policy(error.to_string()))?,
     );
     let bundle = Arc::new(
-        TrustBundle::load(&config.node.federation, &config.tls.trust_dir).map_err(|error| StartError::Tls(error.to_string()))?,
+        TrustBundle::load(&config.node.federation, &config.tls.trust_dir)
+            .map_err(|error| StartError::Tls(error.to_string()))?,
     );
     let tls = flagnet_trust::tls::server_config(bundle, &config.tls.certificate, &config.tls.private_key)
         .map_err(|error| StartError::Tls(error.to_string()))?;

@@ -14,13 +14,13 @@
 use crate::{MAX_CONSENT_QUERY_FLAGS, MAX_FLAG_TOKENS, MAX_LIST_LIMIT, MAX_LOOKUP_TOKENS};
 use flagnet_core::consent::Revocation;
 use flagnet_core::flag::{
-    ClinicalContent, ContactEntry, FlagChange, HoldEntry, MAX_TEXT_LEN, PostalAddress,
-    PresenceContent, RecommendedResponse, ResponseContent, SafetyContent, SubjectRecord,
+    ClinicalContent, ContactEntry, FlagChange, HoldEntry, MAX_TEXT_LEN, PostalAddress, PresenceContent,
+    RecommendedResponse, ResponseContent, SafetyContent, SubjectRecord,
 };
 use flagnet_core::{
-    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError,
-    CoreResult, FieldClass, Flag, FlagContent, FlagMatch, FlagStatus, MatchingKey, NewConsent,
-    NewFlag, Purpose, RoleName, Store, SubjectKeyKind, SubjectToken, TimeBoundBasis,
+    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult, FieldClass,
+    Flag, FlagContent, FlagMatch, FlagStatus, MatchingKey, NewConsent, NewFlag, Purpose, RoleName, Store,
+    SubjectKeyKind, SubjectToken, TimeBoundBasis,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -129,10 +129,9 @@ impl Default for Scene {
 impl Scene {
     pub fn new() -> Self {
         let suffix = &Uuid::new_v4().simple().to_string()[..12];
-        let matching_key = MatchingKey::from_bytes(
-            hex::decode(MatchingKey::generate_hex()).expect("generated matching key is hex"),
-        )
-        .expect("generated matching key is long enough");
+        let matching_key =
+            MatchingKey::from_bytes(hex::decode(MatchingKey::generate_hex()).expect("generated matching key is hex"))
+                .expect("generated matching key is long enough");
         Self {
             matching_key,
             owner: AgencyId::parse(&format!("so-{suffix}")).expect("agency id"),
@@ -157,10 +156,7 @@ impl Scene {
             self.token(SubjectKeyKind::Phone, &subject.phone),
             self.token(SubjectKeyKind::Address, &subject.address),
             self.token(SubjectKeyKind::NameBirthDate, &name_birth),
-            self.token(
-                SubjectKeyKind::PhoneticNameBirthDate,
-                &format!("phonetic:{name_birth}"),
-            ),
+            self.token(SubjectKeyKind::PhoneticNameBirthDate, &format!("phonetic:{name_birth}")),
         ]
     }
 
@@ -262,11 +258,7 @@ impl Scene {
                     RoleName::parse("cit_officer").expect("role"),
                 ],
                 purposes: vec![Purpose::EmergencyResponse, Purpose::CrisisFollowup],
-                field_classes: vec![
-                    FieldClass::Presence,
-                    FieldClass::Response,
-                    FieldClass::Safety,
-                ],
+                field_classes: vec![FieldClass::Presence, FieldClass::Response, FieldClass::Safety],
             },
             valid_from: T0,
             valid_until: Some(datetime!(2027-01-13 00:00:00 UTC)),
@@ -377,10 +369,7 @@ pub async fn create_and_get_round_trip(store: &dyn Store) {
             status: FlagStatus::Active,
         }]
     );
-    let unknown = expect_ok(
-        store.get_flag(&scene.owner, Uuid::new_v4()).await,
-        "get_flag",
-    );
+    let unknown = expect_ok(store.get_flag(&scene.owner, Uuid::new_v4()).await, "get_flag");
     assert!(unknown.is_none(), "an unknown id is none");
 }
 
@@ -464,13 +453,7 @@ pub async fn replace_bumps_revision_and_keeps_history(store: &dyn Store) {
     assert_eq!(
         summary,
         vec![
-            (
-                1,
-                T0,
-                first.author.as_str(),
-                first.reason.as_str(),
-                FlagStatus::Active
-            ),
+            (1, T0, first.author.as_str(), first.reason.as_str(), FlagStatus::Active),
             (
                 2,
                 t(60),
@@ -524,14 +507,8 @@ pub async fn another_agency_cannot_see_or_change_a_flag(store: &dyn Store) {
     assert!(seen.is_none(), "another agency's flag is invisible");
     let mut takeover = scene.replacement(created.id, neighbour, &subject);
     takeover.content.safety.notes = "overwritten".into();
-    expect_not_found(
-        store.put_flag(takeover, t(2)).await,
-        "replace another agency's flag",
-    );
-    let listed = expect_ok(
-        store.list_flags(neighbour, None, MAX_LIST_LIMIT).await,
-        "list_flags",
-    );
+    expect_not_found(store.put_flag(takeover, t(2)).await, "replace another agency's flag");
+    let listed = expect_ok(store.list_flags(neighbour, None, MAX_LIST_LIMIT).await, "list_flags");
     assert!(listed.is_empty(), "another agency lists none: {listed:?}");
     expect_not_found(
         store.flag_history(neighbour, created.id).await,
@@ -566,10 +543,7 @@ pub async fn another_agency_cannot_see_or_change_a_flag(store: &dyn Store) {
         "the flag is unchanged"
     );
     assert_eq!(history(store, &scene.owner, created.id).await.len(), 1);
-    let consents = expect_ok(
-        store.list_consents(&scene.owner, created.id).await,
-        "list_consents",
-    );
+    let consents = expect_ok(store.list_consents(&scene.owner, created.id).await, "list_consents");
     assert_eq!(
         consents,
         vec![consent],
@@ -588,10 +562,7 @@ pub async fn find_by_each_token_kind(store: &dyn Store) {
         assert_eq!(found.len(), 1, "{:?} finds the flag once", token.kind);
         assert_eq!(found[0].flag, created);
         assert_eq!(found[0].matched, vec![*token]);
-        for other_kind in SubjectKeyKind::ALL
-            .into_iter()
-            .filter(|kind| *kind != token.kind)
-        {
+        for other_kind in SubjectKeyKind::ALL.into_iter().filter(|kind| *kind != token.kind) {
             let mismatched = SubjectToken {
                 kind: other_kind,
                 token: token.token,
@@ -631,10 +602,7 @@ pub async fn find_returns_each_flag_once_with_every_matched_token(store: &dyn St
 
     let every_token = find(store, &created.subject_tokens).await;
     assert_eq!(every_token.len(), 1);
-    assert_eq!(
-        sorted(&every_token[0].matched),
-        sorted(&created.subject_tokens)
-    );
+    assert_eq!(sorted(&every_token[0].matched), sorted(&created.subject_tokens));
 }
 
 /// A token shared by several flags, of one agency or several, finds them all.
@@ -642,10 +610,7 @@ pub async fn find_returns_every_flag_carrying_a_token(store: &dyn Store) {
     let scene = Scene::new();
     let shelter = scene.token(SubjectKeyKind::Address, "100 shelter way|rolla|mo|65401");
     let mut expected = BTreeSet::new();
-    for (index, owner) in [&scene.owner, &scene.owner, &scene.neighbour]
-        .into_iter()
-        .enumerate()
-    {
+    for (index, owner) in [&scene.owner, &scene.owner, &scene.neighbour].into_iter().enumerate() {
         let mut new = scene.flag(owner, &Subject::numbered(index));
         new.subject_tokens.push(shelter);
         expected.insert(create(store, new, t(index as i64)).await.id);
@@ -659,10 +624,7 @@ pub async fn find_returns_every_flag_carrying_a_token(store: &dyn Store) {
     for found in &found {
         assert_eq!(found.matched, vec![shelter]);
         assert!(found.flag.subject_tokens.contains(&shelter));
-        assert_eq!(
-            found.flag.subject_tokens.len(),
-            SubjectKeyKind::ALL.len() + 1
-        );
+        assert_eq!(found.flag.subject_tokens.len(), SubjectKeyKind::ALL.len() + 1);
     }
 }
 
@@ -716,25 +678,16 @@ pub async fn consent_record_list_revoke(store: &dyn Store) {
     let scene = Scene::new();
     let flag = create(store, scene.flag(&scene.owner, &Subject::jordan()), T0).await;
     let first_new = scene.consent(&flag, "Jordan Avery");
-    let first = expect_ok(
-        store.record_consent(first_new.clone(), t(1)).await,
-        "record_consent",
-    );
+    let first = expect_ok(store.record_consent(first_new.clone(), t(1)).await, "record_consent");
     assert_recorded(&first, &first_new, t(1));
     assert_eq!(first.revocation, None);
     assert_eq!(first.id.get_version_num(), 4);
     let second_new = scene.guardian_consent(&flag, "Jordan Avery");
-    let second = expect_ok(
-        store.record_consent(second_new.clone(), t(2)).await,
-        "record_consent",
-    );
+    let second = expect_ok(store.record_consent(second_new.clone(), t(2)).await, "record_consent");
     assert_recorded(&second, &second_new, t(2));
     assert_ne!(first.id, second.id);
 
-    let listed = expect_ok(
-        store.list_consents(&scene.owner, flag.id).await,
-        "list_consents",
-    );
+    let listed = expect_ok(store.list_consents(&scene.owner, flag.id).await, "list_consents");
     assert_eq!(listed, vec![first.clone(), second.clone()]);
 
     let revoker = scene.author(&scene.owner, "records2");
@@ -777,10 +730,7 @@ pub async fn consent_record_list_revoke(store: &dyn Store) {
         }
         other => panic!("revoking twice: expected failed precondition, got {other:?}"),
     }
-    let listed = expect_ok(
-        store.list_consents(&scene.owner, flag.id).await,
-        "list_consents",
-    );
+    let listed = expect_ok(store.list_consents(&scene.owner, flag.id).await, "list_consents");
     assert_eq!(listed, vec![revoked, second], "the first revocation stands");
 
     expect_not_found(
@@ -791,10 +741,7 @@ pub async fn consent_record_list_revoke(store: &dyn Store) {
     );
     let mut orphan = scene.consent(&flag, "Jordan Avery");
     orphan.flag_id = Uuid::new_v4();
-    expect_not_found(
-        store.record_consent(orphan, t(6)).await,
-        "consent on an unknown flag",
-    );
+    expect_not_found(store.record_consent(orphan, t(6)).await, "consent on an unknown flag");
     expect_not_found(
         store.list_consents(&scene.owner, Uuid::new_v4()).await,
         "consents of an unknown flag",
@@ -808,12 +755,7 @@ pub async fn consents_for_flags_groups_by_flag(store: &dyn Store) {
     let with_two = create(store, scene.flag(&scene.owner, &Subject::numbered(1)), T0).await;
     let with_revoked = create(store, scene.flag(&scene.owner, &Subject::numbered(2)), T0).await;
     let with_none = create(store, scene.flag(&scene.owner, &Subject::numbered(3)), T0).await;
-    let neighbours = create(
-        store,
-        scene.flag(&scene.neighbour, &Subject::numbered(4)),
-        T0,
-    )
-    .await;
+    let neighbours = create(store, scene.flag(&scene.neighbour, &Subject::numbered(4)), T0).await;
 
     let record = |flag: &Flag, at| store.record_consent(scene.consent(flag, "Casey Morgan"), at);
     let first = expect_ok(record(&with_two, t(1)).await, "record_consent");
@@ -894,34 +836,19 @@ pub async fn list_flags_pages_by_id(store: &dyn Store) {
         pages.push(page);
         assert!(pages.len() <= 3, "paging must end");
     }
-    assert_eq!(
-        pages.iter().map(Vec::len).collect::<Vec<_>>(),
-        vec![3, 3, 1]
-    );
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 1]);
     let listed: Vec<Flag> = pages.into_iter().flatten().collect();
     assert_eq!(listed, own, "every own flag once, in id order, whole");
 
     let one = expect_ok(store.list_flags(&scene.owner, None, 0).await, "list_flags");
     assert_eq!(one.len(), 1, "a limit of 0 is taken as 1");
     assert_eq!(one[0].id, own[0].id);
-    let all = expect_ok(
-        store.list_flags(&scene.owner, None, usize::MAX).await,
-        "list_flags",
-    );
+    let all = expect_ok(store.list_flags(&scene.owner, None, usize::MAX).await, "list_flags");
     assert_eq!(all.len(), 7, "a huge limit is clamped, not refused");
-    let past_the_middle = expect_ok(
-        store.list_flags(&scene.owner, Some(own[3].id), 10).await,
-        "list_flags",
-    );
+    let past_the_middle = expect_ok(store.list_flags(&scene.owner, Some(own[3].id), 10).await, "list_flags");
     assert_eq!(past_the_middle, own[4..].to_vec(), "`after` is exclusive");
     let unknown_agency = AgencyId::parse("nobody-here").expect("agency id");
-    assert!(
-        expect_ok(
-            store.list_flags(&unknown_agency, None, 10).await,
-            "list_flags"
-        )
-        .is_empty()
-    );
+    assert!(expect_ok(store.list_flags(&unknown_agency, None, 10).await, "list_flags").is_empty());
 }
 
 /// Over-long lookups and lists, over-long content, missing author or reason,
@@ -950,11 +877,7 @@ pub async fn invalid_inputs_are_refused_and_change_nothing(store: &dyn Store) {
     );
     let at_the_limit = &too_many_tokens[1..];
     assert_eq!(at_the_limit.len(), MAX_LOOKUP_TOKENS);
-    assert_eq!(
-        find(store, at_the_limit).await.len(),
-        1,
-        "exactly the limit is allowed"
-    );
+    assert_eq!(find(store, at_the_limit).await.len(), 1, "exactly the limit is allowed");
 
     let mut overloaded = scene.replacement(created.id, &scene.owner, &subject);
     overloaded.subject_tokens = (0..=MAX_FLAG_TOKENS)
@@ -976,23 +899,13 @@ pub async fn invalid_inputs_are_refused_and_change_nothing(store: &dyn Store) {
 
     let mut anonymous = scene.flag(&scene.owner, &Subject::numbered(1));
     anonymous.author = String::new();
-    expect_invalid(
-        store.put_flag(anonymous, t(4)).await,
-        "flag.author",
-        "no author",
-    );
+    expect_invalid(store.put_flag(anonymous, t(4)).await, "flag.author", "no author");
 
     let mut unexplained = scene.replacement(created.id, &scene.owner, &subject);
     unexplained.reason = "  ".into();
-    expect_invalid(
-        store.put_flag(unexplained, t(5)).await,
-        "flag.reason",
-        "no reason",
-    );
+    expect_invalid(store.put_flag(unexplained, t(5)).await, "flag.reason", "no reason");
 
-    let too_many_flags: Vec<Uuid> = (0..=MAX_CONSENT_QUERY_FLAGS)
-        .map(|_| Uuid::new_v4())
-        .collect();
+    let too_many_flags: Vec<Uuid> = (0..=MAX_CONSENT_QUERY_FLAGS).map(|_| Uuid::new_v4()).collect();
     expect_invalid(
         store.consents_for_flags(&too_many_flags).await,
         "flag_ids",
@@ -1008,9 +921,7 @@ pub async fn invalid_inputs_are_refused_and_change_nothing(store: &dyn Store) {
     );
 
     expect_invalid(
-        store
-            .revoke_consent(&scene.owner, consent.id, "", "why", t(7))
-            .await,
+        store.revoke_consent(&scene.owner, consent.id, "", "why", t(7)).await,
         "revocation.by",
         "anonymous revocation",
     );
@@ -1027,10 +938,7 @@ pub async fn invalid_inputs_are_refused_and_change_nothing(store: &dyn Store) {
     );
     let listed = expect_ok(store.list_flags(&scene.owner, None, 10).await, "list_flags");
     assert_eq!(listed, vec![created.clone()], "no flag was created");
-    let consents = expect_ok(
-        store.list_consents(&scene.owner, created.id).await,
-        "list_consents",
-    );
+    let consents = expect_ok(store.list_consents(&scene.owner, created.id).await, "list_consents");
     assert_eq!(consents, vec![consent], "no consent was added or revoked");
     let found = find(store, &[phone]).await;
     assert_eq!(found.len(), 1);

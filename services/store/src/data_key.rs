@@ -32,13 +32,10 @@ impl DataKey {
 
     /// Parses a key written as hex (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> CoreResult<Self> {
-        let bytes = hex::decode(text.trim())
-            .map_err(|error| CoreError::invalid("data_key", format!("is not hex: {error}")))?;
+        let bytes =
+            hex::decode(text.trim()).map_err(|error| CoreError::invalid("data_key", format!("is not hex: {error}")))?;
         let array: [u8; DATA_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-            CoreError::invalid(
-                "data_key",
-                format!("must be {DATA_KEY_LEN} bytes, got {}", bytes.len()),
-            )
+            CoreError::invalid("data_key", format!("must be {DATA_KEY_LEN} bytes, got {}", bytes.len()))
         })?;
         Ok(Self(array))
     }
@@ -46,12 +43,8 @@ impl DataKey {
     /// Reads a key file holding the key as hex. Warns when the file can be
     /// read by anyone but its owner.
     pub fn load(path: &Path) -> CoreResult<Self> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            CoreError::invalid(
-                "data_key_file",
-                format!("cannot read {}: {error}", path.display()),
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| CoreError::invalid("data_key_file", format!("cannot read {}: {error}", path.display())))?;
         warn_if_shared(path);
         Self::from_hex(&text).map_err(|error| match error {
             CoreError::InvalidArgument { reason, .. } => {
@@ -116,10 +109,8 @@ mod tests {
 
         std::fs::write(&path, "not hex").unwrap();
         let error = DataKey::load(&path).unwrap_err();
-        assert!(
-            matches!(error, CoreError::InvalidArgument { ref field, ref reason }
-            if field == "data_key_file" && reason.contains("not hex"))
-        );
+        assert!(matches!(error, CoreError::InvalidArgument { ref field, ref reason }
+            if field == "data_key_file" && reason.contains("not hex")));
 
         std::fs::write(&path, "abcd").unwrap();
         let error = DataKey::load(&path).unwrap_err().to_string();

@@ -54,9 +54,7 @@ impl Drop for Lease {
 /// The pool's mutexes guard no invariant a panic could break (a `Vec` of
 /// connections, a unit), so a poisoned lock is still good to use.
 fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ConnectionPool {
@@ -128,9 +126,7 @@ impl ConnectionPool {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(crate::sqlite::sql_error(operation))?;
             let value = work(&transaction)?;
-            transaction
-                .commit()
-                .map_err(crate::sqlite::sql_error(operation))?;
+            transaction.commit().map_err(crate::sqlite::sql_error(operation))?;
             Ok(value)
         })
         .await
@@ -149,9 +145,7 @@ impl ConnectionPool {
                 .map_err(crate::sqlite::sql_error(operation))?;
             let value = work(&transaction)?;
             // a read transaction has nothing to keep: ending it is all
-            transaction
-                .rollback()
-                .map_err(crate::sqlite::sql_error(operation))?;
+            transaction.rollback().map_err(crate::sqlite::sql_error(operation))?;
             Ok(value)
         })
         .await

@@ -64,8 +64,7 @@ impl RowBinding {
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) {
-        self.encoded
-            .extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        self.encoded.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         self.encoded.extend_from_slice(bytes);
     }
 
@@ -183,11 +182,7 @@ impl Sealer {
     }
 
     /// Opens a sealed body of the row of `binding` and parses its JSON.
-    pub(crate) fn open<T: DeserializeOwned>(
-        &self,
-        binding: &RowBinding,
-        sealed: &[u8],
-    ) -> CoreResult<T> {
+    pub(crate) fn open<T: DeserializeOwned>(&self, binding: &RowBinding, sealed: &[u8]) -> CoreResult<T> {
         let plaintext = self.open_bytes(binding, sealed)?;
         serde_json::from_slice(&plaintext).map_err(|error| {
             tracing::error!(
@@ -270,25 +265,14 @@ mod tests {
             ("other row", sealer(1).open_bytes(&binding("b"), &sealed)),
             (
                 "edited column",
-                sealer(1).open_bytes(
-                    &RowBinding::new("flags", "a").text("phelps-so").integer(2),
-                    &sealed,
-                ),
+                sealer(1).open_bytes(&RowBinding::new("flags", "a").text("phelps-so").integer(2), &sealed),
             ),
             (
                 "other table",
-                sealer(1).open_bytes(
-                    &RowBinding::new("consents", "a")
-                        .text("phelps-so")
-                        .integer(1),
-                    &sealed,
-                ),
+                sealer(1).open_bytes(&RowBinding::new("consents", "a").text("phelps-so").integer(1), &sealed),
             ),
             ("other key", sealer(2).open_bytes(&binding("a"), &sealed)),
-            (
-                "truncated",
-                sealer(1).open_bytes(&binding("a"), &sealed[..20]),
-            ),
+            ("truncated", sealer(1).open_bytes(&binding("a"), &sealed[..20])),
             ("empty", sealer(1).open_bytes(&binding("a"), &[])),
         ] {
             let error = result.expect_err(name);

@@ -15,21 +15,17 @@ use crate::data_key::DataKey;
 use crate::pool::ConnectionPool;
 use crate::seal::{RowBinding, Sealer};
 use crate::{
-    DEFAULT_POOL_SIZE, MAX_CONSENT_QUERY_FLAGS, MAX_FLAG_TOKENS, MAX_LIST_LIMIT, MAX_LOOKUP_TOKENS,
-    MAX_POOL_SIZE,
+    DEFAULT_POOL_SIZE, MAX_CONSENT_QUERY_FLAGS, MAX_FLAG_TOKENS, MAX_LIST_LIMIT, MAX_LOOKUP_TOKENS, MAX_POOL_SIZE,
 };
 use async_trait::async_trait;
 use flagnet_core::consent::Revocation;
 use flagnet_core::flag::{FlagChange, check_text};
 use flagnet_core::{
-    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError,
-    CoreResult, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store,
-    SubjectKeyKind, SubjectToken, TimeBoundBasis,
+    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult, Flag,
+    FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store, SubjectKeyKind, SubjectToken, TimeBoundBasis,
 };
 use rusqlite::types::Value;
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter,
-};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -59,10 +55,8 @@ const CONSENTS: &str = "consents";
 
 /// The flag columns every flag query selects, in this order, followed by the
 /// token's `kind` and `token` (NULL when a flag has none).
-const FLAG_COLUMNS: &str =
-    "f.id, f.owner, f.status, f.review_date, f.revision, f.created_at, f.updated_at, f.sealed";
-const CONSENT_COLUMNS: &str =
-    "id, flag_id, owner, valid_from, valid_until, recorded_at, revoked_at, sealed";
+const FLAG_COLUMNS: &str = "f.id, f.owner, f.status, f.review_date, f.revision, f.created_at, f.updated_at, f.sealed";
+const CONSENT_COLUMNS: &str = "id, flag_id, owner, valid_from, valid_until, recorded_at, revoked_at, sealed";
 
 /// A node's flags and consents in one SQLite file.
 pub struct SqliteStore {
@@ -104,10 +98,7 @@ impl SqliteStore {
             .run(&mut first)
             .map_err(|error| {
                 tracing::error!(path = %path.display(), %error, "database migration failed");
-                CoreError::Internal(format!(
-                    "cannot migrate database {}: {error}",
-                    path.display()
-                ))
+                CoreError::Internal(format!("cannot migrate database {}: {error}", path.display()))
             })?;
         check_data_key(&first, &sealer, path)?;
         let mut connections = Vec::with_capacity(pool_size);
@@ -157,16 +148,10 @@ fn create_private_file(path: &Path) -> CoreResult<()> {
 fn open_connection(path: &Path) -> CoreResult<Connection> {
     let unavailable = |what: &str, error: rusqlite::Error| {
         tracing::error!(path = %path.display(), %error, what, "cannot prepare database connection");
-        CoreError::Unavailable(format!(
-            "cannot open database {}: {what}: {error}",
-            path.display()
-        ))
+        CoreError::Unavailable(format!("cannot open database {}: {what}: {error}", path.display()))
     };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection =
-        Connection::open_with_flags(path, flags).map_err(|error| unavailable("open", error))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(|error| unavailable("open", error))?;
     connection
         .busy_timeout(BUSY_TIMEOUT)
         .map_err(|error| unavailable("busy_timeout", error))?;
@@ -270,18 +255,11 @@ fn instant_to_sql(field: &str, at: OffsetDateTime) -> CoreResult<i64> {
 }
 
 fn instant_from_sql(table: &str, row_id: &str, nanos: i64) -> CoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-        .map_err(|error| corrupt(table, row_id, error))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).map_err(|error| corrupt(table, row_id, error))
 }
 
-fn optional_instant_from_sql(
-    table: &str,
-    row_id: &str,
-    nanos: Option<i64>,
-) -> CoreResult<Option<OffsetDateTime>> {
-    nanos
-        .map(|nanos| instant_from_sql(table, row_id, nanos))
-        .transpose()
+fn optional_instant_from_sql(table: &str, row_id: &str, nanos: Option<i64>) -> CoreResult<Option<OffsetDateTime>> {
+    nanos.map(|nanos| instant_from_sql(table, row_id, nanos)).transpose()
 }
 
 fn date_to_sql(date: Date) -> CoreResult<String> {
@@ -290,8 +268,7 @@ fn date_to_sql(date: Date) -> CoreResult<String> {
 }
 
 fn date_from_sql(row_id: &str, text: &str) -> CoreResult<Date> {
-    Date::parse(text, DATE_FORMAT)
-        .map_err(|error| corrupt(FLAGS, row_id, format_args!("review_date: {error}")))
+    Date::parse(text, DATE_FORMAT).map_err(|error| corrupt(FLAGS, row_id, format_args!("review_date: {error}")))
 }
 
 fn uuid_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<Uuid> {
@@ -309,11 +286,7 @@ fn status_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<FlagStat
         "lapsed" => Ok(FlagStatus::Lapsed),
         "revoked" => Ok(FlagStatus::Revoked),
         "archived" => Ok(FlagStatus::Archived),
-        other => Err(corrupt(
-            table,
-            row_id,
-            format_args!("unknown status {other:?}"),
-        )),
+        other => Err(corrupt(table, row_id, format_args!("unknown status {other:?}"))),
     }
 }
 
@@ -322,21 +295,15 @@ fn revision_from_sql(table: &str, row_id: &str, revision: i64) -> CoreResult<u64
 }
 
 fn token_from_sql(row_id: &str, kind: &str, token: &[u8]) -> CoreResult<SubjectToken> {
-    let kind =
-        SubjectKeyKind::parse(kind).map_err(|error| corrupt("flag_tokens", row_id, error))?;
-    let token =
-        BlindToken::from_slice(token).map_err(|error| corrupt("flag_tokens", row_id, error))?;
+    let kind = SubjectKeyKind::parse(kind).map_err(|error| corrupt("flag_tokens", row_id, error))?;
+    let token = BlindToken::from_slice(token).map_err(|error| corrupt("flag_tokens", row_id, error))?;
     Ok(SubjectToken { kind, token })
 }
 
 /// The tokens in their first-given order, each once.
 fn distinct_in_order(tokens: &[SubjectToken]) -> Vec<SubjectToken> {
     let mut seen = HashSet::with_capacity(tokens.len());
-    tokens
-        .iter()
-        .copied()
-        .filter(|token| seen.insert(*token))
-        .collect()
+    tokens.iter().copied().filter(|token| seen.insert(*token)).collect()
 }
 
 /// `(?1, ?2), (?3, ?4), ...` for `rows` rows of `width` parameters.
@@ -424,9 +391,7 @@ impl FlagRow {
             .integer(self.updated_at)
             .integer(tokens.len() as i64);
         for token in tokens {
-            binding = binding
-                .text(token.kind.as_str())
-                .bytes(token.token.as_bytes());
+            binding = binding.text(token.kind.as_str()).bytes(token.token.as_bytes());
         }
         binding
     }
@@ -454,13 +419,7 @@ impl FlagRow {
     }
 }
 
-fn history_binding(
-    flag_id: &str,
-    owner: &str,
-    revision: i64,
-    changed_at: i64,
-    status: &str,
-) -> RowBinding {
+fn history_binding(flag_id: &str, owner: &str, revision: i64, changed_at: i64, status: &str) -> RowBinding {
     RowBinding::new(FLAG_HISTORY, format!("{flag_id}/{revision}"))
         .text(owner)
         .integer(revision)
@@ -513,11 +472,7 @@ impl ConsentRow {
             .transpose()
             .map_err(|error| corrupt(CONSENTS, &self.id, error))?;
         if sealed_revoked_at != self.revoked_at {
-            return Err(corrupt(
-                CONSENTS,
-                &self.id,
-                "revocation does not match revoked_at",
-            ));
+            return Err(corrupt(CONSENTS, &self.id, "revocation does not match revoked_at"));
         }
         Ok(body)
     }
@@ -592,11 +547,7 @@ fn collect_flags(
 }
 
 /// The owner of flag `id`, if there is such a flag.
-fn flag_owner(
-    transaction: &Transaction<'_>,
-    id: &str,
-    operation: &'static str,
-) -> CoreResult<Option<String>> {
+fn flag_owner(transaction: &Transaction<'_>, id: &str, operation: &'static str) -> CoreResult<Option<String>> {
     transaction
         .prepare_cached("SELECT owner FROM flags WHERE id = ?1")
         .and_then(|mut statement| statement.query_row([id], |row| row.get(0)).optional())
@@ -605,12 +556,7 @@ fn flag_owner(
 
 /// `NotFound` unless flag `id` exists and belongs to `owner`; another
 /// agency's flag is indistinguishable from none.
-fn require_own_flag(
-    transaction: &Transaction<'_>,
-    owner: &str,
-    id: &str,
-    operation: &'static str,
-) -> CoreResult<()> {
+fn require_own_flag(transaction: &Transaction<'_>, owner: &str, id: &str, operation: &'static str) -> CoreResult<()> {
     match flag_owner(transaction, id, operation)? {
         Some(stored_owner) if stored_owner == owner => Ok(()),
         _ => Err(CoreError::NotFound("flag".into())),
@@ -626,9 +572,7 @@ fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
 }
 
 fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
-    flag.content
-        .validate()
-        .map_err(|error| error.under("flag"))?;
+    flag.content.validate().map_err(|error| error.under("flag"))?;
     if let Some(basis) = &flag.basis {
         check_text("flag.basis.kind", &basis.kind)?;
     }
@@ -807,9 +751,7 @@ impl Store for SqliteStore {
                          WHERE f.id = ?1 AND f.owner = ?2 ORDER BY t.position"
                     ))
                     .map_err(&sql)?;
-                let rows = statement
-                    .query(params![id.to_string(), owner])
-                    .map_err(&sql)?;
+                let rows = statement.query(params![id.to_string(), owner]).map_err(&sql)?;
                 let loaded = collect_flags(rows, false, OPERATION)?;
                 loaded
                     .into_iter()
@@ -820,12 +762,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_flags(
-        &self,
-        owner: &AgencyId,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> CoreResult<Vec<Flag>> {
+    async fn list_flags(&self, owner: &AgencyId, after: Option<Uuid>, limit: usize) -> CoreResult<Vec<Flag>> {
         const OPERATION: &str = "list_flags";
         let owner = owner.as_str().to_owned();
         // '' sorts before every uuid text
@@ -842,9 +779,7 @@ impl Store for SqliteStore {
                          LEFT JOIN flag_tokens t ON t.flag_id = f.id ORDER BY f.id, t.position"
                     ))
                     .map_err(&sql)?;
-                let rows = statement
-                    .query(params![owner, after, limit])
-                    .map_err(&sql)?;
+                let rows = statement.query(params![owner, after, limit]).map_err(&sql)?;
                 collect_flags(rows, false, OPERATION)?
                     .into_iter()
                     .map(|loaded| loaded.row.open(&sealer, loaded.tokens))
@@ -903,18 +838,10 @@ impl Store for SqliteStore {
         if tokens.len() > MAX_LOOKUP_TOKENS {
             return Err(CoreError::invalid(
                 "tokens",
-                format!(
-                    "at most {MAX_LOOKUP_TOKENS} tokens per lookup, got {}",
-                    tokens.len()
-                ),
+                format!("at most {MAX_LOOKUP_TOKENS} tokens per lookup, got {}", tokens.len()),
             ));
         }
-        let asked: Vec<SubjectToken> = tokens
-            .iter()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let asked: Vec<SubjectToken> = tokens.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
         if asked.is_empty() {
             return Ok(Vec::new());
         }
@@ -940,9 +867,7 @@ impl Store for SqliteStore {
                         Value::Blob(token.token.as_bytes().to_vec()),
                     ]
                 });
-                let rows = statement
-                    .query(params_from_iter(parameters))
-                    .map_err(&sql)?;
+                let rows = statement.query(params_from_iter(parameters)).map_err(&sql)?;
                 collect_flags(rows, true, OPERATION)?
                     .into_iter()
                     .map(|loaded| {
@@ -1054,11 +979,16 @@ impl Store for SqliteStore {
                 row.revoked_at = Some(revoked_at);
                 let sealed = sealer.seal(&row.binding(), &body)?;
                 let updated = transaction
-                    .prepare_cached("UPDATE consents SET revoked_at = ?2, sealed = ?3 WHERE id = ?1 AND revoked_at IS NULL")
+                    .prepare_cached(
+                        "UPDATE consents SET revoked_at = ?2, sealed = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+                    )
                     .and_then(|mut statement| statement.execute(params![row.id, revoked_at, sealed]))
                     .map_err(&sql)?;
                 if updated != 1 {
-                    return Err(CoreError::Internal(format!("consent {} changed under a write lock", row.id)));
+                    return Err(CoreError::Internal(format!(
+                        "consent {} changed under a write lock",
+                        row.id
+                    )));
                 }
                 row.into_consent(body)
             })
@@ -1094,10 +1024,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn consents_for_flags(
-        &self,
-        flag_ids: &[Uuid],
-    ) -> CoreResult<HashMap<Uuid, Vec<Consent>>> {
+    async fn consents_for_flags(&self, flag_ids: &[Uuid]) -> CoreResult<HashMap<Uuid, Vec<Consent>>> {
         const OPERATION: &str = "consents_for_flags";
         if flag_ids.len() > MAX_CONSENT_QUERY_FLAGS {
             return Err(CoreError::invalid(
@@ -1108,14 +1035,8 @@ impl Store for SqliteStore {
                 ),
             ));
         }
-        let asked: Vec<Uuid> = flag_ids
-            .iter()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut by_flag: HashMap<Uuid, Vec<Consent>> =
-            asked.iter().map(|id| (*id, Vec::new())).collect();
+        let asked: Vec<Uuid> = flag_ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut by_flag: HashMap<Uuid, Vec<Consent>> = asked.iter().map(|id| (*id, Vec::new())).collect();
         if asked.is_empty() {
             return Ok(by_flag);
         }
@@ -1133,10 +1054,7 @@ impl Store for SqliteStore {
                 let sql = sql_error(OPERATION);
                 let mut statement = transaction.prepare_cached(&query).map_err(&sql)?;
                 let rows = statement
-                    .query_map(
-                        params_from_iter(asked.iter().map(Uuid::to_string)),
-                        ConsentRow::read,
-                    )
+                    .query_map(params_from_iter(asked.iter().map(Uuid::to_string)), ConsentRow::read)
                     .map_err(&sql)?;
                 let mut consents = Vec::new();
                 for row in rows {
@@ -1171,10 +1089,7 @@ mod tests {
             FlagStatus::Revoked,
             FlagStatus::Archived,
         ] {
-            assert_eq!(
-                status_from_sql(FLAGS, "x", status.as_str()).unwrap(),
-                status
-            );
+            assert_eq!(status_from_sql(FLAGS, "x", status.as_str()).unwrap(), status);
         }
         assert!(status_from_sql(FLAGS, "x", "Active").is_err());
     }

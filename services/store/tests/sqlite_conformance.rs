@@ -22,12 +22,8 @@ fn key_b() -> DataKey {
 
 async fn sqlite_store() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(
-        &dir.path().join(STORE_FILE),
-        key_a(),
-        SqliteStore::DEFAULT_POOL_SIZE,
-    )
-    .expect("open store");
+    let store =
+        SqliteStore::open(&dir.path().join(STORE_FILE), key_a(), SqliteStore::DEFAULT_POOL_SIZE).expect("open store");
     (store, dir)
 }
 
@@ -48,9 +44,7 @@ fn file_bytes(path: &Path) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
+    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
 }
 
 fn assert_undecryptable<T: std::fmt::Debug>(result: flagnet_core::CoreResult<T>, what: &str) {
@@ -71,10 +65,7 @@ async fn seed(store: &SqliteStore, scene: &Scene) -> Flag {
         .expect("put_flag");
     let mut consent = scene.guardian_consent(&flag, "Jordan Quinn Avery");
     consent.elements.granted_by = "Robin Hollister".into();
-    store
-        .record_consent(consent, t(1))
-        .await
-        .expect("record_consent");
+    store.record_consent(consent, t(1)).await.expect("record_consent");
     flag
 }
 
@@ -98,10 +89,7 @@ async fn the_database_file_holds_no_plaintext() {
     let scene = Scene::new();
     let flag = seed(&store, &scene).await;
     store
-        .put_flag(
-            scene.replacement(flag.id, &scene.owner, &Subject::jordan()),
-            t(2),
-        )
+        .put_flag(scene.replacement(flag.id, &scene.owner, &Subject::jordan()), t(2))
         .await
         .unwrap();
 
@@ -135,10 +123,7 @@ async fn the_database_file_is_private_to_its_owner() {
     let path = dir.path().join(STORE_FILE);
     let store = open(&path, key_a());
     seed(&store, &Scene::new()).await;
-    for file in [
-        path.clone(),
-        PathBuf::from(format!("{}-wal", path.display())),
-    ] {
+    for file in [path.clone(), PathBuf::from(format!("{}-wal", path.display()))] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", file.display());
     }
@@ -150,9 +135,7 @@ async fn every_connection_runs_with_the_required_pragmas() {
     seed(&store, &Scene::new()).await;
     // the store's own connections are private; a fresh one shows what the file holds
     let raw = Connection::open(dir.path().join(STORE_FILE)).unwrap();
-    let journal_mode: String = raw
-        .pragma_query_value(None, "journal_mode", |row| row.get(0))
-        .unwrap();
+    let journal_mode: String = raw.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
     assert_eq!(journal_mode, "wal", "WAL mode is a property of the file");
     let tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -192,10 +175,7 @@ async fn reopening_keeps_the_data() {
         reopened.get_flag(&scene.owner, flag.id).await.unwrap(),
         Some(flag.clone())
     );
-    assert_eq!(
-        reopened.list_consents(&scene.owner, flag.id).await.unwrap(),
-        consents
-    );
+    assert_eq!(reopened.list_consents(&scene.owner, flag.id).await.unwrap(), consents);
     let phone = scene.token(SubjectKeyKind::Phone, &Subject::jordan().phone);
     assert_eq!(reopened.find_flags(&[phone]).await.unwrap()[0].flag, flag);
     // and the migrations are not run twice
@@ -215,10 +195,7 @@ async fn another_data_key_cannot_read_the_file() {
     match error {
         CoreError::Internal(message) => {
             assert!(message.contains("cannot be decrypted"), "{message}");
-            assert!(
-                message.contains(STORE_FILE),
-                "the message names the file: {message}"
-            );
+            assert!(message.contains(STORE_FILE), "the message names the file: {message}");
         }
         other => panic!("expected an internal error, got {other:?}"),
     }
@@ -259,9 +236,7 @@ async fn a_flipped_ciphertext_byte_fails_to_decrypt() {
     let raw = Connection::open(dir.path().join(STORE_FILE)).unwrap();
     let id = flag.id.to_string();
     let mut sealed: Vec<u8> = raw
-        .query_row("SELECT sealed FROM flags WHERE id = ?1", [&id], |row| {
-            row.get(0)
-        })
+        .query_row("SELECT sealed FROM flags WHERE id = ?1", [&id], |row| row.get(0))
         .unwrap();
     let last = sealed.len() - 20;
     sealed[last] ^= 0x01;
@@ -277,11 +252,9 @@ async fn a_flipped_ciphertext_byte_fails_to_decrypt() {
     assert_undecryptable(store.find_flags(&[phone]).await, "find_flags");
 
     let mut consent_sealed: Vec<u8> = raw
-        .query_row(
-            "SELECT sealed FROM consents WHERE flag_id = ?1",
-            [&id],
-            |row| row.get(0),
-        )
+        .query_row("SELECT sealed FROM consents WHERE flag_id = ?1", [&id], |row| {
+            row.get(0)
+        })
         .unwrap();
     consent_sealed[30] ^= 0x80;
     raw.execute(
@@ -289,10 +262,7 @@ async fn a_flipped_ciphertext_byte_fails_to_decrypt() {
         rusqlite::params![consent_sealed, id],
     )
     .unwrap();
-    assert_undecryptable(
-        store.consents_for_flags(&[flag.id]).await,
-        "consents_for_flags",
-    );
+    assert_undecryptable(store.consents_for_flags(&[flag.id]).await, "consents_for_flags");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,14 +280,8 @@ async fn a_row_swapped_into_another_place_fails_to_decrypt() {
         [first.id.to_string(), second.id.to_string()],
     )
     .unwrap();
-    assert_undecryptable(
-        store.get_flag(&scene.owner, second.id).await,
-        "swapped flag body",
-    );
-    assert_eq!(
-        store.get_flag(&scene.owner, first.id).await.unwrap(),
-        Some(first)
-    );
+    assert_undecryptable(store.get_flag(&scene.owner, second.id).await, "swapped flag body");
+    assert_eq!(store.get_flag(&scene.owner, first.id).await.unwrap(), Some(first));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,10 +335,7 @@ async fn edited_index_columns_fail_to_decrypt() {
         [consent.id.to_string()],
     )
     .unwrap();
-    assert_undecryptable(
-        store.consents_for_flags(&[flag.id]).await,
-        "revocation removed",
-    );
+    assert_undecryptable(store.consents_for_flags(&[flag.id]).await, "revocation removed");
 
     // a consent's end pushed out
     let current = store
@@ -386,10 +347,7 @@ async fn edited_index_columns_fail_to_decrypt() {
         [current.id.to_string()],
     )
     .unwrap();
-    assert_undecryptable(
-        store.list_consents(&scene.owner, other.id).await,
-        "valid_until edited",
-    );
+    assert_undecryptable(store.list_consents(&scene.owner, other.id).await, "valid_until edited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -404,10 +362,7 @@ async fn concurrent_puts_from_sixteen_tasks_all_land() {
         let scene = Arc::clone(&scene);
         creators.push(tokio::spawn(async move {
             store
-                .put_flag(
-                    scene.flag(&scene.owner, &Subject::numbered(index)),
-                    t(index as i64),
-                )
+                .put_flag(scene.flag(&scene.owner, &Subject::numbered(index)), t(index as i64))
                 .await
                 .expect("concurrent put")
         }));
@@ -446,10 +401,7 @@ async fn concurrent_puts_from_sixteen_tasks_all_land() {
     assert_eq!(revisions, (2..=17).collect::<Vec<u64>>());
     let history = store.flag_history(&scene.owner, target).await.unwrap();
     assert_eq!(
-        history
-            .iter()
-            .map(|change| change.revision)
-            .collect::<Vec<_>>(),
+        history.iter().map(|change| change.revision).collect::<Vec<_>>(),
         (1..=17).collect::<Vec<u64>>()
     );
 }
@@ -470,8 +422,7 @@ async fn lookups_use_the_token_index() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(
-        plan.iter()
-            .any(|step| step.contains("flag_tokens_by_token")),
+        plan.iter().any(|step| step.contains("flag_tokens_by_token")),
         "plan: {plan:?}"
     );
 }
@@ -510,8 +461,5 @@ async fn failed_calls_give_their_connection_back() {
         ));
     }
     let flag = seed(&store, &scene).await;
-    assert_eq!(
-        store.get_flag(&scene.owner, flag.id).await.unwrap(),
-        Some(flag)
-    );
+    assert_eq!(store.get_flag(&scene.owner, flag.id).await.unwrap(), Some(flag));
 }

@@ -56,7 +56,11 @@ impl ClientProfile {
             reason: error.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut profile.trust_dir, &mut profile.certificate, &mut profile.private_key] {
+        for file in [
+            &mut profile.trust_dir,
+            &mut profile.certificate,
+            &mut profile.private_key,
+        ] {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
