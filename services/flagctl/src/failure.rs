@@ -48,6 +48,11 @@ impl Failure {
                 "the node at {} does not trust the CA that issued {certificate}",
                 profile.endpoint
             )
+        } else if detail.contains("decrypterror") || detail.contains("badsignature") {
+            format!(
+                "the node at {} refused {certificate}: its signature does not verify against the CA the node trusts for that agency (was it issued by another CA?)",
+                profile.endpoint
+            )
         } else if detail.contains("certificateexpired") || detail.contains("expired") {
             format!(
                 "the node at {} refused {certificate}: the certificate has expired or is not yet valid",
@@ -66,7 +71,11 @@ impl Failure {
         } else if detail.contains("connection refused") {
             format!("nothing is listening at {}; is the node running?", profile.endpoint)
         } else {
-            return Failure::Connection(format!("{}: {} {cause}", profile.endpoint, status.message()));
+            return Failure::Connection(format!(
+                "{} (presenting {certificate}): {} {cause}",
+                profile.endpoint,
+                status.message()
+            ));
         };
         Failure::Connection(hint)
     }

@@ -1,0 +1,164 @@
+//! flagctl as a person runs it: the real binary against a real sandbox
+//! federation, reading the profiles the sandbox wrote.
+
+use flagnet_sandbox::{Sandbox, SandboxOptions, seed_demo};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn flagctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flagctl"))
+        .args(args)
+        .env_remove("FLAGCTL_PROFILE")
+        .output()
+        .expect("flagctl runs")
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn profile(sandbox: &Sandbox, role: &str) -> String {
+    sandbox.profile_path("phelps-so", role).display().to_string()
+}
+
+const LOOKUP: [&str; 6] = [
+    "--phone",
+    "(573) 555-0142",
+    "--purpose",
+    "emergency_response",
+    "--incident",
+    "CAD-2026-0001",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_sees_the_seeded_flag_with_clinical_withheld() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec!["phelps-so".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    seed_demo(&sandbox).await.unwrap();
+    let dispatcher = profile(&sandbox, "dispatcher");
+
+    let output = tokio::task::spawn_blocking({
+        let dispatcher = dispatcher.clone();
+        move || flagctl(&[&["--profile", &dispatcher, "lookup"][..], &LOOKUP[..]].concat())
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("match 1 of 1: phelps-so"), "{stdout}");
+    assert!(stdout.contains("send: CIT officer"), "{stdout}");
+    assert!(stdout.contains("withheld (policy)"), "{stdout}");
+    assert!(
+        !stdout.contains("Phelps Health crisis unit"),
+        "the crisis plan is clinical: {stdout}"
+    );
+
+    let output = tokio::task::spawn_blocking({
+        let dispatcher = dispatcher.clone();
+        move || flagctl(&[&["--profile", &dispatcher, "--json", "lookup"][..], &LOOKUP[..]].concat())
+    })
+    .await
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let found = &answer["matches"][0];
+    assert!(found["clinical"].is_null());
+    assert_eq!(found["presence"]["owner_agency"], "phelps-so");
+    assert!(
+        found["withheld"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["field_class"] == "clinical" && w["reason"] == "policy")
+    );
+
+    let liaison = profile(&sandbox, "liaison");
+    let output = tokio::task::spawn_blocking(move || {
+        flagctl(&[
+            "--profile",
+            &liaison,
+            "lookup",
+            "--phone",
+            "573.555.0142",
+            "--purpose",
+            "crisis_followup",
+            "--incident",
+            "CAD-2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        text(&output).0.contains("Phelps Health crisis unit"),
+        "a liaison sees the crisis plan"
+    );
+
+    // a records clerk lists flags; a dispatcher is told no, with the node's reason
+    let clerk = profile(&sandbox, "records_clerk");
+    let output = tokio::task::spawn_blocking(move || flagctl(&["--profile", &clerk, "--json", "flag", "list"]))
+        .await
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(listed["flags"].as_array().unwrap().len(), 5);
+    let output = tokio::task::spawn_blocking(move || flagctl(&["--profile", &dispatcher, "flag", "list"]))
+        .await
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr.contains("PermissionDenied") && stderr.contains("records_clerk"),
+        "{stderr}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_what_to_fix() {
+    let output = flagctl(&[&["lookup"][..], &LOOKUP[..]].concat());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("--profile"), "{}", text(&output).1);
+
+    let sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec!["phelps-so".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // a profile whose certificate comes from a CA the node does not trust
+    let foreign = tempfile::tempdir().unwrap();
+    let other = flagnet_trust::FederationDir::init(foreign.path(), sandbox.federation().federation()).unwrap();
+    let agency = flagnet_core::AgencyId::parse("phelps-so").unwrap();
+    other.add_agency(&agency).unwrap();
+    let impostor = other
+        .issue_user(&agency, &flagnet_core::UserId::parse("dispatcher1").unwrap(), None)
+        .unwrap();
+    let original = std::fs::read_to_string(sandbox.profile_path("phelps-so", "dispatcher")).unwrap();
+    let mut profile: flagnet_trust::client::ClientProfile = toml::from_str(&original).unwrap();
+    profile.certificate = impostor.cert_path.clone();
+    profile.private_key = impostor.key_path.clone();
+    let impostor_profile = foreign.path().join("impostor.toml");
+    std::fs::write(&impostor_profile, toml::to_string(&profile).unwrap()).unwrap();
+    let path = impostor_profile.display().to_string();
+    let output =
+        tokio::task::spawn_blocking(move || flagctl(&[&["--profile", &path, "lookup"][..], &LOOKUP[..]].concat()))
+            .await
+            .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&impostor.cert_path.display().to_string()),
+        "names the certificate: {stderr}"
+    );
+
+    let missing = Path::new("/nonexistent/profile.toml").display().to_string();
+    let output = flagctl(&[&["--profile", &missing, "lookup"][..], &LOOKUP[..]].concat());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("/nonexistent/profile.toml"));
+    sandbox.shutdown().await;
+}
