@@ -348,7 +348,7 @@ pub async fn run_flag(profile: &ClientProfile, command: FlagCommand, json: bool)
                 .into_inner();
             if json {
                 print_json(&json!({
-                    "flags": page.flags.iter().map(|f| json!({"flag_id": f.flag_id, "status": flag_status_name(f.status), "review_date": f.review_date, "updated_at": f.updated_at, "revision": f.revision})).collect::<Vec<_>>(),
+                    "flags": page.flags.iter().map(|f| json!({"flag_id": f.flag_id, "subject": f.subject_name, "status": flag_status_name(f.status), "review_date": f.review_date, "updated_at": f.updated_at, "revision": f.revision})).collect::<Vec<_>>(),
                     "next_page_token": page.next_page_token,
                 }));
             } else {
@@ -358,6 +358,7 @@ pub async fn run_flag(profile: &ClientProfile, command: FlagCommand, json: bool)
                     .map(|f| {
                         vec![
                             f.flag_id.clone(),
+                            f.subject_name.clone(),
                             flag_status_name(f.status).into(),
                             f.review_date.clone(),
                             f.updated_at.clone(),
@@ -367,7 +368,10 @@ pub async fn run_flag(profile: &ClientProfile, command: FlagCommand, json: bool)
                     .collect();
                 println!(
                     "{}",
-                    table(&["flag", "status", "review date", "updated", "revision"], rows)
+                    table(
+                        &["flag", "subject", "status", "review date", "updated", "revision"],
+                        rows
+                    )
                 );
                 if !page.next_page_token.is_empty() {
                     println!("more: --page-token {}", page.next_page_token);

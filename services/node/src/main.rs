@@ -83,7 +83,7 @@ async fn serve(config: PathBuf) -> Result<(), String> {
 }
 
 async fn demo(dir: Option<PathBuf>) -> Result<(), String> {
-    init_logging(LogFormat::Human, "warn,flagnet_server=info");
+    init_logging(LogFormat::Human, "warn");
     let keep_dir = dir.is_some();
     let sandbox = Sandbox::start(SandboxOptions {
         dir,
@@ -112,8 +112,13 @@ async fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     println!("seeded subjects:");
     for subject in &subjects {
         println!(
-            "  {:<11} {} {} (born {}), phone {}: consent {:?}",
-            subject.agency, subject.given_name, subject.family_name, subject.birth_date, subject.phone, subject.consent
+            "  {:<11} {} {} (born {}), phone {}: {}",
+            subject.agency,
+            subject.given_name,
+            subject.family_name,
+            subject.birth_date,
+            subject.phone,
+            subject.consent.describe()
         );
     }
     println!();

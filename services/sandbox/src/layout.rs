@@ -94,6 +94,18 @@ fn write(path: &Path, contents: &str) -> Result<(), SandboxError> {
     std::fs::write(path, contents).map_err(|error| setup(format!("write {}", path.display()))(error.to_string()))
 }
 
+/// Writes a key file readable by its owner only.
+fn write_secret(path: &Path, contents: &str) -> Result<(), SandboxError> {
+    write(path, contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| setup(format!("chmod {}", path.display()))(error.to_string()))?;
+    }
+    Ok(())
+}
+
 fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
@@ -116,7 +128,7 @@ impl Sandbox {
         };
         let federation = FederationDir::init(&dir.join("pki"), &options.federation)
             .map_err(|error| setup("init federation")(error.to_string()))?;
-        write(&dir.join("keys/matching.key"), &MatchingKey::generate_hex())?;
+        write_secret(&dir.join("keys/matching.key"), &MatchingKey::generate_hex())?;
         write(&dir.join("policies/model.conf"), MODEL_CONF)?;
         write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
         write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
@@ -131,7 +143,7 @@ impl Sandbox {
                 .issue_node(&agency)
                 .map_err(|error| setup(format!("node certificate {agency}"))(error.to_string()))?;
             let node_dir = dir.join("nodes").join(agency_name);
-            write(&node_dir.join("data.key"), &DataKey::generate_hex())?;
+            write_secret(&node_dir.join("data.key"), &DataKey::generate_hex())?;
             let addr = free_loopback_port()?;
             let config_path = node_dir.join("node.toml");
             let config = format!(

@@ -23,6 +23,19 @@ pub enum ConsentCase {
     None,
 }
 
+impl ConsentCase {
+    /// How the demo describes it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConsentCase::Region => "consent covers the region south-central-mo",
+            ConsentCase::HomeAgencyOnly => "consent covers the home agency only",
+            ConsentCase::Expired => "consent expired yesterday",
+            ConsentCase::Revoked => "consent revoked",
+            ConsentCase::None => "no consent on file",
+        }
+    }
+}
+
 /// A subject the seed created.
 #[derive(Debug, Clone)]
 pub struct SeededSubject {

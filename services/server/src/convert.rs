@@ -464,6 +464,10 @@ pub fn flag_summary(flag: &Flag) -> pb::FlagSummary {
         review_date: flag.review_date.map(|date| date.to_string()).unwrap_or_default(),
         updated_at: instant_text(flag.updated_at),
         revision: flag.revision,
+        subject_name: format!(
+            "{} {}",
+            flag.content.subject.given_name, flag.content.subject.family_name
+        ),
     }
 }
 
