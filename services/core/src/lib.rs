@@ -10,6 +10,7 @@
 pub mod blind_token;
 pub mod clock;
 pub mod consent;
+pub mod encounter;
 pub mod error;
 pub mod field_class;
 pub mod flag;
@@ -22,6 +23,7 @@ pub mod store;
 pub use blind_token::{BlindToken, MatchingKey, SubjectKeyKind, SubjectToken};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{Consent, ConsentBasis, ConsentElements, ConsentScope, NewConsent};
+pub use encounter::{Alert, Encounter};
 pub use error::{CoreError, CoreResult};
 pub use field_class::{FieldClass, FieldClassSet};
 pub use flag::{Flag, FlagContent, FlagStatus, NewFlag, TimeBoundBasis};

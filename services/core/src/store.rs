@@ -5,6 +5,7 @@
 
 use crate::blind_token::SubjectToken;
 use crate::consent::{Consent, NewConsent};
+use crate::encounter::{Alert, Encounter};
 use crate::error::CoreResult;
 use crate::flag::{Flag, FlagChange, NewFlag};
 use crate::identifier::AgencyId;
@@ -59,4 +60,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Consents of each of `flag_ids`, for deciding a lookup in one query.
     async fn consents_for_flags(&self, flag_ids: &[Uuid]) -> CoreResult<HashMap<Uuid, Vec<Consent>>>;
+
+    /// Stores an encounter about a flag of this node and gives it the next
+    /// alert cursor; the same encounter id twice returns the first alert and
+    /// `false`.
+    async fn store_alert(&self, encounter: Encounter, at: OffsetDateTime) -> CoreResult<(Alert, bool)>;
+
+    /// Alerts about flags of `owner` with a cursor above `after`, in cursor
+    /// order, at most `limit`.
+    async fn alerts_after(&self, owner: &AgencyId, after: u64, limit: usize) -> CoreResult<Vec<Alert>>;
+
+    /// Queues an encounter for delivery to another agency's node; the same
+    /// encounter id twice is queued once (`false`).
+    async fn enqueue_delivery(&self, encounter: Encounter, at: OffsetDateTime) -> CoreResult<bool>;
+
+    /// Queued encounters not yet delivered, oldest first, at most `limit`.
+    async fn pending_deliveries(&self, limit: usize) -> CoreResult<Vec<Encounter>>;
+
+    /// Marks a queued encounter delivered; it is not offered again.
+    async fn mark_delivered(&self, encounter_id: Uuid, at: OffsetDateTime) -> CoreResult<()>;
 }

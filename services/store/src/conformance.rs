@@ -18,8 +18,8 @@ use flagnet_core::flag::{
     RecommendedResponse, ResponseContent, SafetyContent, SubjectRecord,
 };
 use flagnet_core::{
-    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult, FieldClass,
-    Flag, FlagContent, FlagMatch, FlagStatus, MatchingKey, NewConsent, NewFlag, Purpose, RoleName, Store,
+    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult, Encounter,
+    FieldClass, Flag, FlagContent, FlagMatch, FlagStatus, MatchingKey, NewConsent, NewFlag, Purpose, RoleName, Store,
     SubjectKeyKind, SubjectToken, TimeBoundBasis,
 };
 use std::collections::BTreeSet;
@@ -56,6 +56,8 @@ macro_rules! store_conformance_tests {
             consents_for_flags_groups_by_flag,
             list_flags_pages_by_id,
             invalid_inputs_are_refused_and_change_nothing,
+            alerts_are_idempotent_and_ordered_by_cursor,
+            deliveries_are_queued_once_until_delivered,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -943,4 +945,103 @@ pub async fn invalid_inputs_are_refused_and_change_nothing(store: &dyn Store) {
     let found = find(store, &[phone]).await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].flag, created);
+}
+
+fn encounter_about(flag: &Flag, reporter: &str) -> Encounter {
+    Encounter {
+        id: Uuid::new_v4(),
+        flag_id: flag.id,
+        owner: flag.owner.clone(),
+        occurred_at: T0,
+        location: "Rolla, 10th St & Pine".into(),
+        disposition: "transported for 96-hour evaluation".into(),
+        narrative: "calm once the CIT officer spoke".into(),
+        reporter_agency: AgencyId::parse(reporter).expect("agency"),
+        reporter_user: flagnet_core::UserId::parse("officer1").expect("user"),
+        incident_id: "CAD-7".into(),
+    }
+}
+
+/// An encounter is stored once whatever the retries, gets the next cursor,
+/// and alerts come back in cursor order, per owner, from any cursor.
+pub async fn alerts_are_idempotent_and_ordered_by_cursor(store: &dyn Store) {
+    let scene = Scene::new();
+    let flag = create(store, scene.flag(&scene.owner, &Subject::jordan()), T0).await;
+    let first = encounter_about(&flag, "pulaski-so");
+    let second = encounter_about(&flag, "rolla-pd");
+    let (stored_first, new_first) = expect_ok(store.store_alert(first.clone(), t(1)).await, "store_alert");
+    assert!(new_first);
+    let (again, new_again) = expect_ok(store.store_alert(first.clone(), t(2)).await, "store_alert again");
+    assert!(!new_again, "the same encounter id is one encounter");
+    assert_eq!(again, stored_first);
+    let (stored_second, _) = expect_ok(store.store_alert(second.clone(), t(3)).await, "store_alert");
+    assert!(stored_second.cursor > stored_first.cursor);
+
+    let all = expect_ok(store.alerts_after(&scene.owner, 0, 100).await, "alerts_after");
+    let ids: Vec<Uuid> = all.iter().map(|alert| alert.encounter.id).collect();
+    assert_eq!(ids, vec![first.id, second.id]);
+    assert_eq!(all[0].encounter, first);
+    assert_eq!(all[0].received_at, t(1));
+    let rest = expect_ok(
+        store.alerts_after(&scene.owner, stored_first.cursor, 100).await,
+        "alerts_after",
+    );
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].encounter.id, second.id);
+    assert!(
+        expect_ok(
+            store.alerts_after(&scene.owner, stored_second.cursor, 100).await,
+            "alerts_after"
+        )
+        .is_empty()
+    );
+    assert!(
+        expect_ok(store.alerts_after(&scene.neighbour, 0, 100).await, "alerts_after").is_empty(),
+        "per owner"
+    );
+
+    let mut foreign = encounter_about(&flag, "pulaski-so");
+    foreign.owner = scene.neighbour.clone();
+    match store.store_alert(foreign, t(4)).await {
+        Err(CoreError::NotFound(_)) => {}
+        other => panic!("an alert about another agency's flag must be not found, got {other:?}"),
+    }
+    let mut bad = encounter_about(&flag, "pulaski-so");
+    bad.location = "x".repeat(10_000);
+    assert!(matches!(
+        store.store_alert(bad, t(5)).await,
+        Err(CoreError::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        expect_ok(store.alerts_after(&scene.owner, 0, 100).await, "alerts_after").len(),
+        2
+    );
+}
+
+/// The delivery queue keeps an encounter once until it is marked delivered.
+pub async fn deliveries_are_queued_once_until_delivered(store: &dyn Store) {
+    let scene = Scene::new();
+    let flag = create(store, scene.flag(&scene.owner, &Subject::jordan()), T0).await;
+    let encounter = encounter_about(&flag, "pulaski-so");
+    assert!(expect_ok(
+        store.enqueue_delivery(encounter.clone(), t(1)).await,
+        "enqueue"
+    ));
+    assert!(!expect_ok(
+        store.enqueue_delivery(encounter.clone(), t(2)).await,
+        "enqueue again"
+    ));
+    let pending = expect_ok(store.pending_deliveries(100).await, "pending");
+    assert_eq!(pending.iter().filter(|queued| queued.id == encounter.id).count(), 1);
+    assert_eq!(
+        pending.iter().find(|queued| queued.id == encounter.id),
+        Some(&encounter)
+    );
+    expect_ok(store.mark_delivered(encounter.id, t(3)).await, "mark_delivered");
+    let pending = expect_ok(store.pending_deliveries(100).await, "pending");
+    assert!(pending.iter().all(|queued| queued.id != encounter.id));
+    assert!(matches!(
+        store.mark_delivered(encounter.id, t(4)).await,
+        Err(CoreError::NotFound(_))
+    ));
 }

@@ -21,8 +21,9 @@ use async_trait::async_trait;
 use flagnet_core::consent::Revocation;
 use flagnet_core::flag::{FlagChange, check_text};
 use flagnet_core::{
-    AgencyId, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult, Flag,
-    FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store, SubjectKeyKind, SubjectToken, TimeBoundBasis,
+    AgencyId, Alert, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult,
+    Encounter, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store, SubjectKeyKind, SubjectToken,
+    TimeBoundBasis,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
@@ -590,6 +591,72 @@ fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
     Ok(())
 }
 
+const ALERTS: &str = "alerts";
+const OUTBOX: &str = "outbox";
+
+fn alert_binding(encounter_id: &str, owner: &str, flag_id: &str, received_at: i64) -> RowBinding {
+    RowBinding::new(ALERTS, encounter_id)
+        .text(owner)
+        .text(flag_id)
+        .integer(received_at)
+}
+
+fn outbox_binding(encounter_id: &str, owner: &str, queued_at: i64) -> RowBinding {
+    RowBinding::new(OUTBOX, encounter_id).text(owner).integer(queued_at)
+}
+
+/// An `alerts` row as read, before its body is opened.
+struct AlertRow {
+    cursor: i64,
+    encounter_id: String,
+    flag_id: String,
+    owner: String,
+    received_at: i64,
+    sealed: Vec<u8>,
+}
+
+impl AlertRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            cursor: row.get(0)?,
+            encounter_id: row.get(1)?,
+            flag_id: row.get(2)?,
+            owner: row.get(3)?,
+            received_at: row.get(4)?,
+            sealed: row.get(5)?,
+        })
+    }
+
+    fn open(self, sealer: &Sealer) -> CoreResult<Alert> {
+        let binding = alert_binding(&self.encounter_id, &self.owner, &self.flag_id, self.received_at);
+        let encounter: Encounter = sealer.open(&binding, &self.sealed)?;
+        Ok(Alert {
+            cursor: u64::try_from(self.cursor).map_err(|_| corrupt(ALERTS, &self.encounter_id, "negative cursor"))?,
+            received_at: instant_from_sql(ALERTS, &self.encounter_id, self.received_at)?,
+            encounter,
+        })
+    }
+}
+
+fn read_alert(
+    transaction: &Transaction<'_>,
+    sealer: &Sealer,
+    condition: &str,
+    value: &str,
+    operation: &'static str,
+) -> CoreResult<Option<Alert>> {
+    let sql = sql_error(operation);
+    let row = transaction
+        .prepare_cached(&format!(
+            "SELECT cursor, encounter_id, flag_id, owner, received_at, sealed FROM alerts WHERE {condition}"
+        ))
+        .map_err(&sql)?
+        .query_row(params![value], AlertRow::read)
+        .optional()
+        .map_err(&sql)?;
+    row.map(|row| row.open(sealer)).transpose()
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn put_flag(&self, flag: NewFlag, at: OffsetDateTime) -> CoreResult<Flag> {
@@ -1067,6 +1134,147 @@ impl Store for SqliteStore {
             by_flag.entry(consent.flag_id).or_default().push(consent);
         }
         Ok(by_flag)
+    }
+
+    async fn store_alert(&self, encounter: Encounter, at: OffsetDateTime) -> CoreResult<(Alert, bool)> {
+        const OPERATION: &str = "store_alert";
+        encounter.validate()?;
+        let received_at = instant_to_sql("alert.received_at", at)?;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let encounter_id = encounter.id.to_string();
+                if let Some(existing) = read_alert(transaction, &sealer, "encounter_id = ?1", &encounter_id, OPERATION)? {
+                    return Ok((existing, false));
+                }
+                let flag_id = encounter.flag_id.to_string();
+                require_own_flag(transaction, encounter.owner.as_str(), &flag_id, OPERATION)?;
+                let binding = alert_binding(&encounter_id, encounter.owner.as_str(), &flag_id, received_at);
+                let sealed = sealer.seal(&binding, &encounter)?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO alerts (encounter_id, flag_id, owner, received_at, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![encounter_id, flag_id, encounter.owner.as_str(), received_at, sealed])
+                    })
+                    .map_err(&sql)?;
+                let cursor = u64::try_from(transaction.last_insert_rowid())
+                    .map_err(|_| corrupt(ALERTS, &encounter_id, "negative cursor"))?;
+                Ok((
+                    Alert {
+                        cursor,
+                        encounter,
+                        received_at: at,
+                    },
+                    true,
+                ))
+            })
+            .await
+    }
+
+    async fn alerts_after(&self, owner: &AgencyId, after: u64, limit: usize) -> CoreResult<Vec<Alert>> {
+        const OPERATION: &str = "alerts_after";
+        let owner = owner.as_str().to_owned();
+        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(
+                        "SELECT cursor, encounter_id, flag_id, owner, received_at, sealed FROM alerts \
+                         WHERE owner = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
+                    )
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![owner, after, limit], AlertRow::read)
+                    .map_err(&sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&sql)?;
+                rows.into_iter().map(|row| row.open(&sealer)).collect()
+            })
+            .await
+    }
+
+    async fn enqueue_delivery(&self, encounter: Encounter, at: OffsetDateTime) -> CoreResult<bool> {
+        const OPERATION: &str = "enqueue_delivery";
+        encounter.validate()?;
+        let queued_at = instant_to_sql("outbox.queued_at", at)?;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let encounter_id = encounter.id.to_string();
+                let binding = outbox_binding(&encounter_id, encounter.owner.as_str(), queued_at);
+                let sealed = sealer.seal(&binding, &encounter)?;
+                let inserted = transaction
+                    .prepare_cached(
+                        "INSERT INTO outbox (encounter_id, owner, queued_at, delivered_at, sealed) \
+                         VALUES (?1, ?2, ?3, NULL, ?4) ON CONFLICT (encounter_id) DO NOTHING",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![encounter_id, encounter.owner.as_str(), queued_at, sealed])
+                    })
+                    .map_err(&sql)?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> CoreResult<Vec<Encounter>> {
+        const OPERATION: &str = "pending_deliveries";
+        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(
+                        "SELECT encounter_id, owner, queued_at, sealed FROM outbox \
+                         WHERE delivered_at IS NULL ORDER BY queued_at, encounter_id LIMIT ?1",
+                    )
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![limit], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    })
+                    .map_err(&sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&sql)?;
+                rows.into_iter()
+                    .map(|(encounter_id, owner, queued_at, sealed)| {
+                        sealer.open::<Encounter>(&outbox_binding(&encounter_id, &owner, queued_at), &sealed)
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn mark_delivered(&self, encounter_id: Uuid, at: OffsetDateTime) -> CoreResult<()> {
+        const OPERATION: &str = "mark_delivered";
+        let delivered_at = instant_to_sql("outbox.delivered_at", at)?;
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let changed = transaction
+                    .prepare_cached(
+                        "UPDATE outbox SET delivered_at = ?2 WHERE encounter_id = ?1 AND delivered_at IS NULL",
+                    )
+                    .and_then(|mut statement| statement.execute(params![encounter_id.to_string(), delivered_at]))
+                    .map_err(sql_error(OPERATION))?;
+                if changed == 0 {
+                    return Err(CoreError::NotFound("queued encounter".into()));
+                }
+                Ok(())
+            })
+            .await
     }
 }
 
