@@ -213,6 +213,16 @@ impl PolicySnapshot {
             .unwrap_or_default()
     }
 
+    /// Every role some person holds at `agency`: the ceiling of roles that
+    /// agency's node may assert for its people in a federated query.
+    pub fn roles_held_at(&self, agency: &AgencyId) -> BTreeSet<RoleName> {
+        self.roles_by_user
+            .iter()
+            .filter(|((held_at, _), _)| held_at == agency.as_str())
+            .flat_map(|(_, roles)| roles.iter().cloned())
+            .collect()
+    }
+
     /// Whether `agency` is `recipient` or belongs to the region `recipient`.
     pub fn agency_is_in(&self, agency: &AgencyId, recipient: &AgencyId) -> bool {
         agency == recipient

@@ -51,6 +51,43 @@ pub struct SandboxOptions {
     pub agencies: Vec<String>,
     /// the clock every node decides by
     pub clock: Arc<dyn Clock>,
+    /// the `[federation]` timing every node gets
+    pub federation_timing: FederationTiming,
+}
+
+/// Federation timing written into every node's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FederationTiming {
+    pub lookup_budget_ms: u64,
+    pub peer_timeout_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
+    pub delivery_retry_ms: u64,
+}
+
+impl Default for FederationTiming {
+    fn default() -> Self {
+        Self {
+            lookup_budget_ms: 2_000,
+            peer_timeout_ms: 1_500,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 5_000,
+            delivery_retry_ms: 1_000,
+        }
+    }
+}
+
+impl FederationTiming {
+    fn config_text(&self) -> String {
+        format!(
+            "\n[federation]\nlookup_budget_ms = {}\npeer_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\ndelivery_retry_ms = {}\n",
+            self.lookup_budget_ms,
+            self.peer_timeout_ms,
+            self.breaker_failures,
+            self.breaker_cooldown_ms,
+            self.delivery_retry_ms
+        )
+    }
 }
 
 impl Default for SandboxOptions {
@@ -60,6 +97,7 @@ impl Default for SandboxOptions {
             federation: DEMO_FEDERATION.to_owned(),
             agencies: crate::DEMO_AGENCIES.iter().map(|agency| (*agency).to_owned()).collect(),
             clock: Arc::new(SystemClock),
+            federation_timing: FederationTiming::default(),
         }
     }
 }
@@ -133,20 +171,28 @@ impl Sandbox {
         write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
         write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
 
+        let addresses: BTreeMap<String, SocketAddr> = options
+            .agencies
+            .iter()
+            .map(|agency| Ok((agency.clone(), free_loopback_port()?)))
+            .collect::<Result<_, SandboxError>>()?;
         let mut nodes = BTreeMap::new();
         for agency_name in &options.agencies {
             let agency = AgencyId::parse(agency_name).map_err(|error| setup("agency")(error.to_string()))?;
             federation
                 .add_agency(&agency)
                 .map_err(|error| setup(format!("add agency {agency}"))(error.to_string()))?;
+        }
+        for agency_name in &options.agencies {
+            let agency = AgencyId::parse(agency_name).map_err(|error| setup("agency")(error.to_string()))?;
             let node_cert = federation
                 .issue_node(&agency)
                 .map_err(|error| setup(format!("node certificate {agency}"))(error.to_string()))?;
             let node_dir = dir.join("nodes").join(agency_name);
             write_secret(&node_dir.join("data.key"), &DataKey::generate_hex())?;
-            let addr = free_loopback_port()?;
+            let addr = addresses[agency_name];
             let config_path = node_dir.join("node.toml");
-            let config = format!(
+            let mut config = format!(
                 "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n",
                 options.federation,
                 toml_path(&node_cert.cert_path),
@@ -155,6 +201,12 @@ impl Sandbox {
                 toml_path(&dir.join("keys/matching.key")),
                 toml_path(&dir.join("policies")),
             );
+            config.push_str(&options.federation_timing.config_text());
+            for (peer, peer_addr) in addresses.iter().filter(|(peer, _)| *peer != agency_name) {
+                config.push_str(&format!(
+                    "\n[[federation.peers]]\nname = \"{peer}\"\nendpoint = \"https://{peer_addr}\"\nagency = \"{peer}\"\n"
+                ));
+            }
             write(&config_path, &config)?;
             for role in DEMO_ROLES {
                 let user = UserId::parse(&demo_user(role)).map_err(|error| setup("user")(error.to_string()))?;

@@ -38,7 +38,61 @@ pub struct NodeConfig {
     pub matching: MatchingSection,
     pub policy: PolicySection,
     #[serde(default)]
+    pub federation: FederationSection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// Peers and how this node treats them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// the longest a lookup may take when the caller sets no deadline
+    #[serde(default = "default_lookup_budget_ms")]
+    pub lookup_budget_ms: u64,
+    /// the longest one peer may take, within the lookup's deadline
+    #[serde(default = "default_peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
+    /// kept back from the remaining deadline for merging and answering
+    #[serde(default = "default_deadline_margin_ms")]
+    pub deadline_margin_ms: u64,
+    /// consecutive failures that open a peer's circuit breaker
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// how long an open breaker skips its peer before one probe
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+    /// how often queued encounters are offered to their owner again
+    #[serde(default = "default_delivery_retry_ms")]
+    pub delivery_retry_ms: u64,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        Self {
+            lookup_budget_ms: default_lookup_budget_ms(),
+            peer_timeout_ms: default_peer_timeout_ms(),
+            deadline_margin_ms: default_deadline_margin_ms(),
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown_ms: default_breaker_cooldown_ms(),
+            delivery_retry_ms: default_delivery_retry_ms(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// One peer node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// a label for logs and status
+    pub name: String,
+    /// `https://host:port`
+    pub endpoint: String,
+    /// the agency whose node identity the peer must present
+    pub agency: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +179,24 @@ fn default_handshake_timeout_ms() -> u64 {
 fn default_pool_size() -> usize {
     4
 }
+fn default_lookup_budget_ms() -> u64 {
+    2_000
+}
+fn default_peer_timeout_ms() -> u64 {
+    1_500
+}
+fn default_deadline_margin_ms() -> u64 {
+    50
+}
+fn default_breaker_failures() -> u32 {
+    3
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    5_000
+}
+fn default_delivery_retry_ms() -> u64 {
+    1_000
+}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -194,6 +266,7 @@ impl NodeConfig {
                 return Err(invalid(key, format!("{} is not a directory", path.display())));
             }
         }
+        self.validate_federation()?;
         if let Some(parent) = self.store.path.parent()
             && !parent.as_os_str().is_empty()
             && !parent.is_dir()
@@ -202,6 +275,54 @@ impl NodeConfig {
                 "store.path",
                 format!("directory {} does not exist", parent.display()),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_federation(&self) -> Result<(), ConfigError> {
+        let federation = &self.federation;
+        if !(50..=60_000).contains(&federation.lookup_budget_ms) {
+            return Err(invalid("federation.lookup_budget_ms", "must be between 50 and 60000"));
+        }
+        if !(10..=60_000).contains(&federation.peer_timeout_ms) {
+            return Err(invalid("federation.peer_timeout_ms", "must be between 10 and 60000"));
+        }
+        if federation.deadline_margin_ms >= federation.lookup_budget_ms {
+            return Err(invalid(
+                "federation.deadline_margin_ms",
+                "must be less than federation.lookup_budget_ms",
+            ));
+        }
+        if !(1..=100).contains(&federation.breaker_failures) {
+            return Err(invalid("federation.breaker_failures", "must be between 1 and 100"));
+        }
+        if !(10..=600_000).contains(&federation.breaker_cooldown_ms) {
+            return Err(invalid(
+                "federation.breaker_cooldown_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if !(10..=600_000).contains(&federation.delivery_retry_ms) {
+            return Err(invalid("federation.delivery_retry_ms", "must be between 10 and 600000"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for peer in &federation.peers {
+            let agency = AgencyId::parse(&peer.agency)
+                .map_err(|error| invalid("federation.peers.agency", format!("peer {:?}: {error}", peer.name)))?;
+            if agency.as_str() == self.node.agency {
+                return Err(invalid(
+                    "federation.peers.agency",
+                    format!("peer {:?} is this node's own agency", peer.name),
+                ));
+            }
+            if !seen.insert(agency) {
+                return Err(invalid(
+                    "federation.peers.agency",
+                    format!("agency {} is listed twice", peer.agency),
+                ));
+            }
+            flagnet_trust::channel::authority_of(&peer.endpoint)
+                .map_err(|error| invalid("federation.peers.endpoint", format!("peer {:?}: {error}", peer.name)))?;
         }
         Ok(())
     }

@@ -47,6 +47,11 @@ fn optional_instant(field: &str, value: &str) -> CoreResult<Option<OffsetDateTim
         .map_err(|_| CoreError::invalid(field, "is not an RFC 3339 time such as 2026-12-01T09:30:00Z"))
 }
 
+/// A required RFC 3339 instant.
+pub fn required_instant(field: &str, value: &str) -> CoreResult<OffsetDateTime> {
+    optional_instant(field, value)?.ok_or_else(|| CoreError::invalid(field, "is required"))
+}
+
 fn optional_date(field: &str, value: &str) -> CoreResult<Option<Date>> {
     if value.is_empty() {
         return Ok(None);

@@ -5,13 +5,16 @@
 
 use crate::caller::{Caller, require_person};
 use crate::convert::{FlagDraft, MAX_INCIDENT_ID_LEN};
+use crate::peers::{FanOutQuery, PeerOutcome, PeerSet};
+use flagnet_core::Alert;
 use flagnet_core::flag::check_text;
 use flagnet_core::{
     AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store,
     SubjectKeyKind, SubjectToken,
 };
-use flagnet_policy::{DecisionEngine, Disclosure, Operation};
+use flagnet_policy::{Actor, DecisionEngine, Disclosure, Operation};
 use std::sync::Arc;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 /// The longest written reason (change, revocation, override) accepted.
@@ -26,6 +29,8 @@ pub struct LookupQuery {
     pub purpose: Purpose,
     pub incident_id: String,
     pub override_reason: Option<String>,
+    /// ask the peers too
+    pub federated: bool,
 }
 
 /// One disclosed flag.
@@ -41,6 +46,8 @@ pub struct DisclosedFlag {
 pub struct LookupOutcome {
     pub request_id: Uuid,
     pub matches: Vec<DisclosedFlag>,
+    /// one entry per peer asked, with its matches if it answered
+    pub peers: Vec<(AgencyId, PeerOutcome)>,
 }
 
 /// Everything a node's FlagIndex needs.
@@ -53,6 +60,9 @@ pub struct FlagIndexCore {
     pub engine: Arc<DecisionEngine>,
     pub matching_key: Arc<MatchingKey>,
     pub clock: Arc<dyn Clock>,
+    pub peers: Arc<PeerSet>,
+    /// live encounter alerts, for `WatchAlerts` streams
+    pub alerts: tokio::sync::broadcast::Sender<Alert>,
 }
 
 /// A written reason: required, bounded, printable.
@@ -89,35 +99,28 @@ impl FlagIndexCore {
         Ok(())
     }
 
-    /// Finds the subject's flags at this node and decides each one.
-    pub async fn lookup(&self, caller: &Caller, query: LookupQuery) -> CoreResult<LookupOutcome> {
-        require_person(caller)?;
-        if caller.roles.is_empty() {
-            return Err(CoreError::PermissionDenied(format!(
-                "{} has no role at {}",
-                caller.spiffe_id(),
-                caller.identity.agency
-            )));
-        }
-        debug_assert!(query.incident_id.len() <= MAX_INCIDENT_ID_LEN);
-        let request_id = Uuid::new_v4();
+    /// The flags carrying any of `tokens` and what `actor` may see of each;
+    /// flags whose presence is not disclosed are left out entirely.
+    pub async fn decide_flags(
+        &self,
+        actor: &Actor,
+        tokens: &[SubjectToken],
+        purpose: Purpose,
+    ) -> CoreResult<Vec<DisclosedFlag>> {
         let now = self.clock.now();
-        let found = self.store.find_flags(&query.tokens).await?;
+        let found = self.store.find_flags(tokens).await?;
         let flag_ids: Vec<Uuid> = found.iter().map(|found| found.flag.id).collect();
         let consents = if flag_ids.is_empty() {
             Default::default()
         } else {
             self.store.consents_for_flags(&flag_ids).await?
         };
-        let actor = caller.actor();
         let no_consents: Vec<Consent> = Vec::new();
-        let matches: Vec<DisclosedFlag> = found
+        Ok(found
             .into_iter()
             .filter_map(|found| {
                 let flag_consents = consents.get(&found.flag.id).unwrap_or(&no_consents);
-                let disclosure = self
-                    .engine
-                    .decide(&actor, query.purpose, &found.flag, flag_consents, now);
+                let disclosure = self.engine.decide(actor, purpose, &found.flag, flag_consents, now);
                 if !disclosure.discloses_presence() {
                     return None;
                 }
@@ -131,7 +134,39 @@ impl FlagIndexCore {
                     phonetic_only,
                 })
             })
-            .collect();
+            .collect())
+    }
+
+    /// Finds the subject's flags at this node and, unless the lookup is
+    /// local, at every peer, all at once and within `deadline`.
+    pub async fn lookup(&self, caller: &Caller, query: LookupQuery, deadline: Instant) -> CoreResult<LookupOutcome> {
+        require_person(caller)?;
+        if caller.roles.is_empty() {
+            return Err(CoreError::PermissionDenied(format!(
+                "{} has no role at {}",
+                caller.spiffe_id(),
+                caller.identity.agency
+            )));
+        }
+        debug_assert!(query.incident_id.len() <= MAX_INCIDENT_ID_LEN);
+        let request_id = Uuid::new_v4();
+        let actor = caller.actor();
+        let ask_peers = query.federated && !self.peers.is_empty();
+        let fan_out = FanOutQuery {
+            request_id,
+            actor: actor.clone(),
+            purpose: query.purpose.as_str().to_owned(),
+            incident_id: query.incident_id.clone(),
+            tokens: query.tokens.clone(),
+            override_reason: query.override_reason.clone(),
+        };
+        let local = self.decide_flags(&actor, &query.tokens, query.purpose);
+        let (local, peers) = if ask_peers {
+            tokio::join!(local, self.peers.fan_out(&fan_out, deadline))
+        } else {
+            (local.await, Vec::new())
+        };
+        let matches = local?;
         tracing::info!(
             request_id = %request_id,
             actor = %caller.spiffe_id(),
@@ -140,9 +175,14 @@ impl FlagIndexCore {
             incident_id = %query.incident_id,
             override_used = query.override_reason.is_some(),
             matches = matches.len(),
+            peers_asked = peers.len(),
             "lookup decided"
         );
-        Ok(LookupOutcome { request_id, matches })
+        Ok(LookupOutcome {
+            request_id,
+            matches,
+            peers,
+        })
     }
 
     pub async fn put_flag(

@@ -4,22 +4,31 @@
 
 use crate::caller::{Caller, authenticate};
 use crate::convert::{self, incident_id, parse_uuid};
+use crate::encounters::encounter_from_report;
 use crate::flag_index::{FlagIndexCore, LookupQuery, reason};
 use crate::incoming::PeerInfo;
+use crate::peers::PeerOutcome;
 use crate::status::to_status;
-use flagnet_core::{CoreError, CoreResult, Purpose};
+use flagnet_core::{AgencyId, CoreError, CoreResult, Purpose};
 use flagnet_proto::v1 as pb;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 /// FlagIndex served over tonic.
 #[derive(Debug, Clone)]
 pub struct FlagIndexGrpc {
     core: FlagIndexCore,
+    lookup_budget: Duration,
 }
 
 impl FlagIndexGrpc {
-    pub fn new(core: FlagIndexCore) -> Self {
-        Self { core }
+    /// `lookup_budget` is the longest a lookup takes when the caller asks for longer or sets no deadline.
+    pub fn new(core: FlagIndexCore, lookup_budget: Duration) -> Self {
+        Self { core, lookup_budget }
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
@@ -52,31 +61,72 @@ fn lookup_query(core: &FlagIndexCore, message: pb::LookupRequest) -> CoreResult<
         }
         _ => None,
     };
+    let federated = !matches!(pb::LookupScope::try_from(message.scope), Ok(pb::LookupScope::Local));
     let tokens = convert::query_tokens(message.subject, &core.matching_key, &core.phone_region)?;
     Ok(LookupQuery {
         tokens,
         purpose,
         incident_id,
         override_reason,
+        federated,
     })
+}
+
+/// The caller's `grpc-timeout`, if it sent one (`<digits><unit>`, unit one of H M S m u n).
+pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn peer_status(agency: &AgencyId, outcome: &PeerOutcome) -> pb::PeerStatus {
+    pb::PeerStatus {
+        agency: agency.to_string(),
+        state: outcome.state() as i32,
+        detail: outcome.detail(),
+    }
 }
 
 #[tonic::async_trait]
 impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
     async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
         let caller = self.caller(&request)?;
+        let budget = self.lookup_budget;
+        let deadline = Instant::now() + grpc_timeout(request.metadata()).map_or(budget, |asked| asked.min(budget));
         let result = async {
             let query = lookup_query(&self.core, request.into_inner())?;
-            let outcome = self.core.lookup(&caller, query).await?;
+            let outcome = self.core.lookup(&caller, query, deadline).await?;
+            let mut matches: Vec<pb::Match> = outcome
+                .matches
+                .iter()
+                .map(|found| convert::disclosed_match(&found.flag, &found.disclosure, found.phonetic_only))
+                .collect();
+            let mut peers = Vec::new();
+            let mut complete = true;
+            for (agency, peer_outcome) in outcome.peers {
+                peers.push(peer_status(&agency, &peer_outcome));
+                match peer_outcome {
+                    PeerOutcome::Answered(found) => matches.extend(found),
+                    _ => complete = false,
+                }
+            }
             Ok(pb::LookupResponse {
                 request_id: outcome.request_id.to_string(),
-                matches: outcome
-                    .matches
-                    .iter()
-                    .map(|found| convert::disclosed_match(&found.flag, &found.disclosure, found.phonetic_only))
-                    .collect(),
-                peers: Vec::new(),
-                complete: true,
+                matches,
+                peers,
+                complete,
             })
         }
         .await;
@@ -196,5 +246,37 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
         }
         .await;
         reply(result)
+    }
+
+    async fn report_encounter(
+        &self,
+        request: Request<pb::ReportEncounterRequest>,
+    ) -> Result<Response<pb::ReportEncounterResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let encounter = encounter_from_report(&caller, request.into_inner().encounter)?;
+            let encounter_id = encounter.id.to_string();
+            let delivered = self.core.report_encounter(&caller, encounter).await?;
+            Ok(pb::ReportEncounterResponse {
+                encounter_id,
+                delivered,
+            })
+        }
+        .await;
+        reply(result)
+    }
+
+    type WatchAlertsStream = Pin<Box<dyn Stream<Item = Result<pb::Alert, Status>> + Send + 'static>>;
+
+    async fn watch_alerts(
+        &self,
+        request: Request<pb::WatchAlertsRequest>,
+    ) -> Result<Response<Self::WatchAlertsStream>, Status> {
+        let caller = self.caller(&request)?;
+        self.core.require_liaison(&caller).map_err(to_status)?;
+        let alerts = self.core.watch_alerts(request.get_ref().after_cursor);
+        tracing::info!(actor = %caller.spiffe_id(), after_cursor = request.get_ref().after_cursor, "alert watch opened");
+        let stream = ReceiverStream::new(alerts).map(|item| item.map_err(to_status));
+        Ok(Response::new(Box::pin(stream)))
     }
 }

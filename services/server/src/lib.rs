@@ -5,13 +5,17 @@
 //! nodes through [`node::start`].
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod caller;
 pub mod config;
 pub mod convert;
+pub mod encounters;
+pub mod federation;
 pub mod flag_index;
 pub mod grpc;
 pub mod incoming;
 pub mod node;
+pub mod peers;
 pub mod status;
 
 pub use config::NodeConfig;

@@ -3,16 +3,20 @@
 //! server reflection until told to stop. There is no plaintext listener.
 
 use crate::config::NodeConfig;
+use crate::federation::FederationGrpc;
 use crate::flag_index::FlagIndexCore;
 use crate::grpc::FlagIndexGrpc;
 use crate::incoming::accept_tls;
+use crate::peers::PeerSet;
 use flagnet_core::{Clock, MatchingKey, Store, SystemClock};
 use flagnet_policy::{DecisionEngine, PolicySource};
+use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
 use flagnet_store::{DataKey, SqliteStore};
 use flagnet_trust::bundle::TrustBundle;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -94,6 +98,27 @@ impl NodeParts {
     }
 }
 
+/// Live alerts buffered per watcher before it must re-read the store.
+const ALERT_BUFFER: usize = 256;
+
+/// Offers queued encounters to their owners until the node stops.
+fn spawn_delivery_loop(core: FlagIndexCore, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if core.peers.is_empty() {
+            return;
+        }
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let delivered = core.deliver_pending().await;
+            if delivered > 0 {
+                tracing::info!(delivered, "queued encounters delivered");
+            }
+        }
+    })
+}
+
 /// Opens everything the config names and starts serving.
 pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let NodeParts { config, clock } = parts;
@@ -115,8 +140,17 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         TrustBundle::load(&config.node.federation, &config.tls.trust_dir)
             .map_err(|error| StartError::Tls(error.to_string()))?,
     );
-    let tls = flagnet_trust::tls::server_config(bundle, &config.tls.certificate, &config.tls.private_key)
+    let tls = flagnet_trust::tls::server_config(bundle.clone(), &config.tls.certificate, &config.tls.private_key)
         .map_err(|error| StartError::Tls(error.to_string()))?;
+    let peers = Arc::new(
+        PeerSet::connect(
+            &config.federation,
+            bundle,
+            &config.tls.certificate,
+            &config.tls.private_key,
+        )
+        .map_err(StartError::Tls)?,
+    );
 
     let listen = config.listen_addr()?;
     let listener = TcpListener::bind(listen).await.map_err(|error| StartError::Listen {
@@ -136,12 +170,19 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         engine,
         matching_key: Arc::new(matching_key),
         clock,
+        peers,
+        alerts: tokio::sync::broadcast::channel(ALERT_BUFFER).0,
     };
-    let flag_index = FlagIndexServer::new(FlagIndexGrpc::new(core))
+    let lookup_budget = Duration::from_millis(config.federation.lookup_budget_ms);
+    let flag_index = FlagIndexServer::new(FlagIndexGrpc::new(core.clone(), lookup_budget))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES);
+    let federation = FederationServer::new(FederationGrpc::new(core.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<FlagIndexServer<FlagIndexGrpc>>().await;
+    health_reporter.set_serving::<FederationServer<FederationGrpc>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(flagnet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -153,13 +194,17 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(flag_index);
+        .add_service(flag_index)
+        .add_service(federation);
+    let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));
     let task = tokio::spawn(async move {
-        router
+        let served = router
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             })
-            .await
+            .await;
+        delivery.abort();
+        served
     });
     tracing::info!(agency = %agency, addr = %local_addr, "node serving");
     Ok(RunningNode {
