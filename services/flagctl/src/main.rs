@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod encounters;
 mod failure;
 mod lookup;
 mod output;
@@ -41,6 +42,12 @@ enum Command {
     /// Record, revoke and list consents (records clerk).
     #[command(subcommand)]
     Consent(records::ConsentCommand),
+    /// Report an encounter with a flagged subject (officers).
+    #[command(subcommand)]
+    Encounter(encounters::EncounterCommand),
+    /// Watch encounter alerts (liaisons).
+    #[command(subcommand)]
+    Alerts(encounters::AlertsCommand),
     /// Make and inspect certificates for a federation.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -58,6 +65,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lookup(args) => lookup::run(&profile(cli.profile)?, args, json).await,
         Command::Flag(command) => records::run_flag(&profile(cli.profile)?, command, json).await,
         Command::Consent(command) => records::run_consent(&profile(cli.profile)?, command, json).await,
+        Command::Encounter(command) => encounters::run_encounter(&profile(cli.profile)?, command, json).await,
+        Command::Alerts(command) => encounters::run_alerts(&profile(cli.profile)?, command, json).await,
     }
 }
 

@@ -162,3 +162,72 @@ async fn errors_say_what_to_fix() {
     assert!(text(&output).1.contains("/nonexistent/profile.toml"));
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encounter_reported_at_pulaski_appears_in_a_phelps_liaisons_watch() {
+    use std::io::BufRead;
+    let sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec!["phelps-so".into(), "pulaski-so".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let subjects = seed_demo(&sandbox).await.unwrap();
+    let flag_id = subjects
+        .iter()
+        .find(|s| s.agency == "phelps-so")
+        .unwrap()
+        .flag_id
+        .clone();
+    let liaison = sandbox.profile_path("phelps-so", "liaison");
+    let officer = sandbox.profile_path("pulaski-so", "officer").display().to_string();
+
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_flagctl"))
+        .args(["--profile", &liaison.display().to_string(), "--json", "alerts", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (line_sender, line_receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let report = tokio::task::spawn_blocking(move || {
+        flagctl(&[
+            "--profile",
+            &officer,
+            "encounter",
+            "report",
+            "--flag",
+            &flag_id,
+            "--owner",
+            "phelps-so",
+            "--location",
+            "Waynesville",
+            "--disposition",
+            "resolved on scene",
+            "--incident",
+            "PCSO-1",
+        ])
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = text(&report);
+    assert!(report.status.success(), "{stderr}");
+    assert!(stdout.contains("delivered to phelps-so"), "{stdout}");
+    let line = tokio::task::spawn_blocking(move || line_receiver.recv_timeout(std::time::Duration::from_secs(15)))
+        .await
+        .unwrap()
+        .expect("the watch prints the alert");
+    let alert: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(alert["disposition"], "resolved on scene");
+    assert_eq!(alert["reporter"], "pulaski-so/officer1");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    sandbox.shutdown().await;
+}

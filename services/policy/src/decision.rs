@@ -1,5 +1,7 @@
 //! The outcome of a decision: for each field class, allowed or denied with
-//! the reason, so an answer can say what was withheld and why.
+//! the reason, so an answer can say what was withheld and why; and whether
+//! it was granted by break-the-glass, so the caller audits it as an override
+//! and opens a review item.
 
 use flagnet_core::{FieldClass, FieldClassSet};
 
@@ -37,6 +39,7 @@ pub enum ClassDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disclosure {
     verdicts: [ClassDecision; 6],
+    is_override: bool,
 }
 
 impl Disclosure {
@@ -44,7 +47,34 @@ impl Disclosure {
     pub fn denied_all(reason: DenyReason) -> Self {
         Self {
             verdicts: [ClassDecision::Denied(reason); 6],
+            is_override: false,
         }
+    }
+
+    /// Break-the-glass: allowed wherever `policy` allows the override, without
+    /// the subject's consent; the rest denied by policy. Marked as an override
+    /// when anything at all is allowed.
+    pub fn break_the_glass(policy: FieldClassSet) -> Self {
+        let verdicts = FieldClass::ALL.map(|class| {
+            if policy.contains(class) {
+                ClassDecision::Allowed
+            } else {
+                ClassDecision::Denied(DenyReason::Policy)
+            }
+        });
+        Self {
+            verdicts,
+            is_override: !policy.is_empty(),
+        }
+    }
+
+    /// Whether this disclosure was granted by break-the-glass
+    /// (`emergency_override`) rather than by the subject's consent. The caller
+    /// must audit it as an override, with the written reason, and open a
+    /// review item for the privacy officer. Never true when nothing is allowed.
+    pub fn is_override(&self) -> bool {
+        debug_assert!(!self.is_override || self.verdicts.contains(&ClassDecision::Allowed));
+        self.is_override
     }
 
     /// Allowed where `policy` and `consent` both allow; otherwise denied,
@@ -55,7 +85,10 @@ impl Disclosure {
             (false, _) => ClassDecision::Denied(DenyReason::Policy),
             (true, false) => ClassDecision::Denied(DenyReason::Consent),
         });
-        Self { verdicts }
+        Self {
+            verdicts,
+            is_override: false,
+        }
     }
 
     pub fn verdict(&self, class: FieldClass) -> ClassDecision {
@@ -109,6 +142,22 @@ mod tests {
             ClassDecision::Denied(DenyReason::Policy)
         );
         assert_eq!(disclosure.withheld().len(), 5);
+        assert!(!disclosure.is_override());
         assert!(!Disclosure::denied_all(DenyReason::NoConsent).discloses_presence());
+    }
+
+    #[test]
+    fn break_the_glass_is_marked_only_when_it_grants_something() {
+        let policy: FieldClassSet = [FieldClass::Presence, FieldClass::Clinical].into_iter().collect();
+        let granted = Disclosure::break_the_glass(policy);
+        assert!(granted.is_override());
+        assert_eq!(granted.allowed(), policy);
+        assert_eq!(
+            granted.verdict(FieldClass::Response),
+            ClassDecision::Denied(DenyReason::Policy)
+        );
+        let refused = Disclosure::break_the_glass(FieldClassSet::EMPTY);
+        assert!(!refused.is_override());
+        assert_eq!(refused, Disclosure::denied_all(DenyReason::Policy));
     }
 }

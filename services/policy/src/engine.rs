@@ -1,6 +1,12 @@
 //! The decision engine: the one interface every caller decides through. It
 //! holds the live [`PolicySnapshot`] behind an atomic pointer; a new policy
 //! replaces the whole snapshot, and each decision reads exactly one.
+//!
+//! Break-the-glass (purpose `emergency_override`) is decided here too: the
+//! policy alone names what a role may see in an emergency, the subject's
+//! consent is not asked, the flag's lifecycle still is, and the result is
+//! marked as an override. Checking the written reason, auditing and opening
+//! the review item are the caller's; see `policies/README.md`.
 
 use crate::consent_cover::consent_covers;
 use crate::decision::{DenyReason, Disclosure};
@@ -70,6 +76,13 @@ impl DecisionEngine {
     /// Decides each field class of `flag` for `actor`: policy allows it, and an
     /// active consent among `consents` covers it, and the flag's lifecycle
     /// lets it be disclosed at `now`.
+    ///
+    /// For [`Purpose::EmergencyOverride`] (break-the-glass) the consent is not
+    /// asked: the classes the policy grants the override are allowed, the
+    /// rest denied by policy, and the result [`Disclosure::is_override`]
+    /// whenever anything is allowed. A role the policy gives no override gets
+    /// nothing. The lifecycle still applies: a lapsed flag or an expired hold
+    /// is not disclosed even in an emergency.
     pub fn decide(
         &self,
         actor: &Actor,
@@ -83,6 +96,9 @@ impl DecisionEngine {
             return Disclosure::denied_all(DenyReason::Lifecycle);
         }
         let policy = snapshot.allowed_classes(&actor.roles, &actor.agency, &flag.owner, purpose);
+        if purpose == Purpose::EmergencyOverride {
+            return Disclosure::break_the_glass(policy);
+        }
         let covering: Vec<FieldClassSet> = consents
             .iter()
             .filter(|consent| consent.flag_id == flag.id)

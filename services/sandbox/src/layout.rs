@@ -10,11 +10,13 @@
 //! ```
 
 use crate::{DEMO_FEDERATION, DEMO_ROLES, demo_user};
+use flagnet_audit::{AuditTokenKey, CheckpointSigner};
 use flagnet_core::{AgencyId, Clock, MatchingKey, SystemClock, UserId};
 use flagnet_proto::v1::flag_index_client::FlagIndexClient;
 use flagnet_server::{NodeConfig, NodeParts, RunningNode};
 use flagnet_store::DataKey;
 use flagnet_trust::client::ClientProfile;
+use flagnet_trust::events::{FanOut, LogSink, TrustEventSink};
 use flagnet_trust::pki::FederationDir;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -53,6 +55,39 @@ pub struct SandboxOptions {
     pub clock: Arc<dyn Clock>,
     /// the `[federation]` timing every node gets
     pub federation_timing: FederationTiming,
+    /// the `[tls]` reload interval and connection age every node gets
+    pub tls_timing: TlsTiming,
+    /// also receives every node's trust events (refused handshakes,
+    /// reloads); each node logs them in any case
+    pub trust_events: Option<Arc<dyn TrustEventSink>>,
+}
+
+/// TLS reload and connection-age settings written into every node's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsTiming {
+    pub reload_interval_ms: u64,
+    pub max_connection_age_secs: u64,
+    pub max_connection_age_grace_secs: u64,
+}
+
+impl Default for TlsTiming {
+    /// The node's own defaults.
+    fn default() -> Self {
+        Self {
+            reload_interval_ms: 5_000,
+            max_connection_age_secs: 3_600,
+            max_connection_age_grace_secs: 60,
+        }
+    }
+}
+
+impl TlsTiming {
+    fn config_text(&self) -> String {
+        format!(
+            "reload_interval_ms = {}\nmax_connection_age_secs = {}\nmax_connection_age_grace_secs = {}\n",
+            self.reload_interval_ms, self.max_connection_age_secs, self.max_connection_age_grace_secs
+        )
+    }
 }
 
 /// Federation timing written into every node's config.
@@ -98,6 +133,8 @@ impl Default for SandboxOptions {
             agencies: crate::DEMO_AGENCIES.iter().map(|agency| (*agency).to_owned()).collect(),
             clock: Arc::new(SystemClock),
             federation_timing: FederationTiming::default(),
+            tls_timing: TlsTiming::default(),
+            trust_events: None,
         }
     }
 }
@@ -116,6 +153,7 @@ pub struct Sandbox {
     _tempdir: Option<tempfile::TempDir>,
     federation: FederationDir,
     clock: Arc<dyn Clock>,
+    trust_events: Option<Arc<dyn TrustEventSink>>,
     nodes: BTreeMap<String, SandboxNode>,
 }
 
@@ -190,16 +228,20 @@ impl Sandbox {
                 .map_err(|error| setup(format!("node certificate {agency}"))(error.to_string()))?;
             let node_dir = dir.join("nodes").join(agency_name);
             write_secret(&node_dir.join("data.key"), &DataKey::generate_hex())?;
+            write_secret(&node_dir.join("audit-token.key"), &AuditTokenKey::generate_hex())?;
+            CheckpointSigner::generate_key_file(&node_dir.join("checkpoint.key"))
+                .map_err(|error| setup(format!("checkpoint key {agency}"))(error.to_string()))?;
             let addr = addresses[agency_name];
             let config_path = node_dir.join("node.toml");
             let mut config = format!(
-                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n",
+                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n{tls_timing}\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n\n[audit]\npath = \"audit.sqlite\"\ncheckpoint_key_file = \"checkpoint.key\"\ntoken_key_file = \"audit-token.key\"\n",
                 options.federation,
                 toml_path(&node_cert.cert_path),
                 toml_path(&node_cert.key_path),
                 toml_path(&federation.trust_dir()),
                 toml_path(&dir.join("keys/matching.key")),
                 toml_path(&dir.join("policies")),
+                tls_timing = options.tls_timing.config_text(),
             );
             config.push_str(&options.federation_timing.config_text());
             for (peer, peer_addr) in addresses.iter().filter(|(peer, _)| *peer != agency_name) {
@@ -238,6 +280,7 @@ impl Sandbox {
             _tempdir: tempdir,
             federation,
             clock: options.clock,
+            trust_events: options.trust_events,
             nodes,
         };
         let agencies: Vec<String> = sandbox.nodes.keys().cloned().collect();
@@ -262,9 +305,18 @@ impl Sandbox {
             reason,
         };
         let config = NodeConfig::load(&node.config_path).map_err(|error| node_error(error.to_string()))?;
-        let running = flagnet_server::start(NodeParts { config, clock })
-            .await
-            .map_err(|error| node_error(error.to_string()))?;
+        let trust_events: Arc<dyn TrustEventSink> = match &self.trust_events {
+            Some(extra) => Arc::new(FanOut::new(vec![Arc::new(LogSink), extra.clone()])),
+            None => Arc::new(LogSink),
+        };
+        let running = flagnet_server::start(NodeParts {
+            config,
+            clock,
+            trust_events,
+            audit_sink: None,
+        })
+        .await
+        .map_err(|error| node_error(error.to_string()))?;
         node.addr = running.local_addr();
         node.running = Some(running);
         Ok(node.addr)
@@ -299,6 +351,18 @@ impl Sandbox {
             .get(agency)
             .map(|node| node.addr)
             .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))
+    }
+
+    /// The running node of `agency` (for its trust status and reload).
+    pub fn running_node(&self, agency: &str) -> Result<&RunningNode, SandboxError> {
+        let node = self
+            .nodes
+            .get(agency)
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        node.running.as_ref().ok_or_else(|| SandboxError::Node {
+            agency: agency.to_owned(),
+            reason: "not running".into(),
+        })
     }
 
     pub fn node_config_path(&self, agency: &str) -> Result<PathBuf, SandboxError> {

@@ -37,6 +37,7 @@ pub struct NodeConfig {
     pub store: StoreSection,
     pub matching: MatchingSection,
     pub policy: PolicySection,
+    pub audit: AuditSection,
     #[serde(default)]
     pub federation: FederationSection,
     #[serde(default)]
@@ -122,6 +123,18 @@ pub struct TlsSection {
     /// a TLS handshake that takes longer is dropped
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
+    /// how often the certificate, key, trust bundle and CRLs are re-read;
+    /// SIGHUP re-reads them at once
+    #[serde(default = "default_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+    /// a connection this old is sent GOAWAY, so its client reconnects and
+    /// a revoked certificate is refused at the new handshake
+    #[serde(default = "default_max_connection_age_secs")]
+    pub max_connection_age_secs: u64,
+    /// how long after its maximum age a connection may finish its calls
+    /// before it is closed
+    #[serde(default = "default_max_connection_age_grace_secs")]
+    pub max_connection_age_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +160,30 @@ pub struct MatchingSection {
 pub struct PolicySection {
     /// directory holding model.conf, policy.csv and roles.csv
     pub dir: PathBuf,
+}
+
+/// The audit log: its own database file and keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// the audit log's SQLite file (WAL, synchronous=FULL), apart from the store
+    pub path: PathBuf,
+    /// the Ed25519 key (PKCS#8 PEM) that signs checkpoints
+    pub checkpoint_key_file: PathBuf,
+    /// hex key of the HMAC that turns blind tokens into the log's subject references
+    pub token_key_file: PathBuf,
+    /// an answer waits at most this long for its record to be durable, then fails
+    #[serde(default = "default_append_deadline_ms")]
+    pub append_deadline_ms: u64,
+    /// sign a checkpoint after this many records...
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// ...or after this many seconds with records not yet covered
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: u64,
+    /// records waiting for the writer; beyond it appends wait for room until their deadline
+    #[serde(default = "default_audit_queue")]
+    pub queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -176,6 +213,15 @@ fn default_phone_region() -> String {
 fn default_handshake_timeout_ms() -> u64 {
     10_000
 }
+fn default_reload_interval_ms() -> u64 {
+    5_000
+}
+fn default_max_connection_age_secs() -> u64 {
+    3_600
+}
+fn default_max_connection_age_grace_secs() -> u64 {
+    60
+}
 fn default_pool_size() -> usize {
     4
 }
@@ -196,6 +242,18 @@ fn default_breaker_cooldown_ms() -> u64 {
 }
 fn default_delivery_retry_ms() -> u64 {
     1_000
+}
+fn default_append_deadline_ms() -> u64 {
+    2_000
+}
+fn default_checkpoint_every() -> u64 {
+    1_000
+}
+fn default_checkpoint_interval_secs() -> u64 {
+    60
+}
+fn default_audit_queue() -> usize {
+    4_096
 }
 fn default_log_filter() -> String {
     "info".to_owned()
@@ -227,6 +285,9 @@ impl NodeConfig {
             &mut self.store.data_key_file,
             &mut self.matching.key_file,
             &mut self.policy.dir,
+            &mut self.audit.path,
+            &mut self.audit.checkpoint_key_file,
+            &mut self.audit.token_key_file,
         ] {
             if path.is_relative() {
                 *path = base.join(&*path);
@@ -248,6 +309,18 @@ impl NodeConfig {
         if !(100..=120_000).contains(&self.tls.handshake_timeout_ms) {
             return Err(invalid("tls.handshake_timeout_ms", "must be between 100 and 120000"));
         }
+        if !(100..=3_600_000).contains(&self.tls.reload_interval_ms) {
+            return Err(invalid("tls.reload_interval_ms", "must be between 100 and 3600000"));
+        }
+        if !(1..=86_400).contains(&self.tls.max_connection_age_secs) {
+            return Err(invalid("tls.max_connection_age_secs", "must be between 1 and 86400"));
+        }
+        if !(1..=3_600).contains(&self.tls.max_connection_age_grace_secs) {
+            return Err(invalid(
+                "tls.max_connection_age_grace_secs",
+                "must be between 1 and 3600",
+            ));
+        }
         if !(1..=64).contains(&self.store.pool_size) {
             return Err(invalid("store.pool_size", "must be between 1 and 64"));
         }
@@ -256,6 +329,8 @@ impl NodeConfig {
             ("tls.private_key", &self.tls.private_key),
             ("store.data_key_file", &self.store.data_key_file),
             ("matching.key_file", &self.matching.key_file),
+            ("audit.checkpoint_key_file", &self.audit.checkpoint_key_file),
+            ("audit.token_key_file", &self.audit.token_key_file),
         ] {
             if !path.is_file() {
                 return Err(invalid(key, format!("{} is not a readable file", path.display())));
@@ -267,6 +342,21 @@ impl NodeConfig {
             }
         }
         self.validate_federation()?;
+        if !(10..=60_000).contains(&self.audit.append_deadline_ms) {
+            return Err(invalid("audit.append_deadline_ms", "must be between 10 and 60000"));
+        }
+        if !(1..=1_000_000).contains(&self.audit.checkpoint_every) {
+            return Err(invalid("audit.checkpoint_every", "must be between 1 and 1000000"));
+        }
+        if !(1..=86_400).contains(&self.audit.checkpoint_interval_secs) {
+            return Err(invalid("audit.checkpoint_interval_secs", "must be between 1 and 86400"));
+        }
+        if !(1..=1_000_000).contains(&self.audit.queue_capacity) {
+            return Err(invalid("audit.queue_capacity", "must be between 1 and 1000000"));
+        }
+        if self.audit.path == self.store.path {
+            return Err(invalid("audit.path", "must be a different file from store.path"));
+        }
         if let Some(parent) = self.store.path.parent()
             && !parent.as_os_str().is_empty()
             && !parent.is_dir()
@@ -343,6 +433,18 @@ impl NodeConfig {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.tls.handshake_timeout_ms)
     }
+
+    pub fn reload_interval(&self) -> Duration {
+        Duration::from_millis(self.tls.reload_interval_ms)
+    }
+
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.tls.max_connection_age_secs)
+    }
+
+    pub fn max_connection_age_grace(&self) -> Duration {
+        Duration::from_secs(self.tls.max_connection_age_grace_secs)
+    }
 }
 
 #[cfg(test)]
@@ -350,7 +452,14 @@ mod tests {
     use super::*;
 
     fn write_config(dir: &Path, body: &str) -> PathBuf {
-        for file in ["node.pem", "node.key", "data.key", "matching.key"] {
+        for file in [
+            "node.pem",
+            "node.key",
+            "data.key",
+            "matching.key",
+            "checkpoint.key",
+            "audit-token.key",
+        ] {
             std::fs::write(dir.join(file), "x").unwrap();
         }
         std::fs::create_dir_all(dir.join("trust")).unwrap();
@@ -375,6 +484,10 @@ data_key_file = "data.key"
 key_file = "matching.key"
 [policy]
 dir = "policies"
+[audit]
+path = "audit.sqlite"
+checkpoint_key_file = "checkpoint.key"
+token_key_file = "audit-token.key"
 "#;
 
     #[test]
@@ -384,6 +497,9 @@ dir = "policies"
         assert_eq!(config.node.listen, "127.0.0.1:7443");
         assert_eq!(config.store.pool_size, 4);
         assert_eq!(config.tls.certificate, dir.path().join("node.pem"));
+        assert_eq!(config.reload_interval(), Duration::from_secs(5));
+        assert_eq!(config.max_connection_age(), Duration::from_secs(3600));
+        assert_eq!(config.max_connection_age_grace(), Duration::from_secs(60));
     }
 
     #[test]
@@ -425,6 +541,24 @@ dir = "policies"
                     "data_key_file = \"data.key\"\npool_size = 0",
                 ),
                 "store.pool_size",
+            ),
+            (
+                GOOD.replace("trust_dir = \"trust\"", "trust_dir = \"trust\"\nreload_interval_ms = 0"),
+                "tls.reload_interval_ms",
+            ),
+            (
+                GOOD.replace(
+                    "trust_dir = \"trust\"",
+                    "trust_dir = \"trust\"\nmax_connection_age_secs = 0",
+                ),
+                "tls.max_connection_age_secs",
+            ),
+            (
+                GOOD.replace(
+                    "trust_dir = \"trust\"",
+                    "trust_dir = \"trust\"\nmax_connection_age_grace_secs = 7200",
+                ),
+                "tls.max_connection_age_grace_secs",
             ),
         ];
         for (body, expected) in cases {

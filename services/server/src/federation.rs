@@ -4,18 +4,21 @@
 //! names, whose roles are capped at those their agency holds in this node's
 //! policy. Nothing of this node's flags is kept by the peer.
 
+use crate::audit_trail::record_disclosures;
 use crate::caller::{Caller, authenticate};
 use crate::convert::{self, incident_id};
 use crate::encounters::encounter_from_message;
 use crate::flag_index::{FlagIndexCore, reason};
 use crate::incoming::PeerInfo;
 use crate::status::to_status;
+use flagnet_audit::{AuditAction, AuditRecord};
 use flagnet_core::{
     AgencyId, BlindToken, CoreError, CoreResult, Purpose, RoleName, SubjectKeyKind, SubjectToken, UserId,
 };
 use flagnet_policy::Actor;
 use flagnet_proto::v1 as pb;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// The most tokens one federated query may carry.
 pub const MAX_FEDERATED_TOKENS: usize = 64;
@@ -37,8 +40,14 @@ impl FlagIndexCore {
         Ok(())
     }
 
-    /// Decides a peer's query for the person it names.
-    pub async fn answer_peer(&self, caller: &Caller, message: pb::FederatedQueryRequest) -> CoreResult<Vec<pb::Match>> {
+    /// Decides a peer's query for the person it names, filling `record`
+    /// with who asked and what was disclosed.
+    pub async fn answer_peer(
+        &self,
+        caller: &Caller,
+        message: pb::FederatedQueryRequest,
+        record: &mut AuditRecord,
+    ) -> CoreResult<Vec<pb::Match>> {
         self.require_peer_node(caller)?;
         let actor_message = convert::required("actor", message.actor)?;
         let agency =
@@ -50,6 +59,7 @@ impl FlagIndexCore {
             )));
         }
         let user = UserId::parse(&actor_message.user).map_err(|e| CoreError::invalid("actor.user", e.to_string()))?;
+        record.actor_user = Some(user.clone());
         if actor_message.roles.is_empty() || actor_message.roles.len() > 16 {
             return Err(CoreError::invalid("actor.roles", "must name between 1 and 16 roles"));
         }
@@ -65,12 +75,14 @@ impl FlagIndexCore {
             }
             roles.push(role);
         }
+        record.actor_roles = roles.clone();
         let purpose = Purpose::parse(&message.purpose)?;
-        incident_id(&message.incident_id)?;
+        record.purpose = Some(purpose);
+        record.incident_id = Some(incident_id(&message.incident_id)?);
         if purpose == Purpose::EmergencyOverride {
-            reason("override_reason", &message.override_reason)?;
+            record.override_reason = Some(reason("override_reason", &message.override_reason)?);
+            record.override_used = true;
         }
-        uuid::Uuid::parse_str(&message.request_id).map_err(|_| CoreError::invalid("request_id", "is not an id"))?;
         if message.tokens.is_empty() || message.tokens.len() > MAX_FEDERATED_TOKENS {
             return Err(CoreError::invalid(
                 "tokens",
@@ -88,12 +100,14 @@ impl FlagIndexCore {
                 })
             })
             .collect::<CoreResult<Vec<_>>>()?;
+        record.subject_refs = self.audit.subject_refs(&tokens);
         let actor = Actor {
             agency,
             user: Some(user),
             roles,
         };
         let decided = self.decide_flags(&actor, &tokens, purpose).await?;
+        record_disclosures(record, &decided);
         tracing::info!(
             request_id = %message.request_id,
             peer = %caller.identity.agency,
@@ -138,13 +152,16 @@ impl FederationGrpc {
         Self { core }
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        authenticate(
-            request.extensions().get::<PeerInfo>(),
-            &self.core.federation,
-            &self.core.engine,
-        )
-        .map_err(to_status)
+    /// Authenticates the caller; a refusal is audited and answered.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let peer = request.extensions().get::<PeerInfo>();
+        match authenticate(peer, &self.core.federation, &self.core.engine) {
+            Ok(caller) => Ok(caller),
+            Err(error) => {
+                let record = self.core.audit.begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
+                Err(to_status(self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err()))
+            }
+        }
     }
 }
 
@@ -154,9 +171,23 @@ impl pb::federation_server::Federation for FederationGrpc {
         &self,
         request: Request<pb::FederatedQueryRequest>,
     ) -> Result<Response<pb::FederatedQueryResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
+        let message = request.into_inner();
+        // the asking node's request id, so both logs hold the same disclosure id
+        let request_id = Uuid::parse_str(&message.request_id).ok();
+        let mut record = self.core.audit.begin(
+            Some(&caller),
+            None,
+            AuditAction::FederatedQuery,
+            request_id.unwrap_or_else(Uuid::new_v4),
+        );
+        let result = match request_id {
+            None => Err(CoreError::invalid("request_id", "is not an id")),
+            Some(_) => self.core.answer_peer(&caller, message, &mut record).await,
+        };
         self.core
-            .answer_peer(&caller, request.into_inner())
+            .audit
+            .conclude(record, result)
             .await
             .map(|matches| Response::new(pb::FederatedQueryResponse { matches }))
             .map_err(to_status)
@@ -166,9 +197,15 @@ impl pb::federation_server::Federation for FederationGrpc {
         &self,
         request: Request<pb::DeliverEncounterRequest>,
     ) -> Result<Response<pb::DeliverEncounterResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
+        let record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::Encounter, Uuid::new_v4());
+        let result = self.core.accept_delivery(&caller, request.into_inner()).await;
         self.core
-            .accept_delivery(&caller, request.into_inner())
+            .audit
+            .conclude(record, result)
             .await
             .map(|newly_stored| Response::new(pb::DeliverEncounterResponse { newly_stored }))
             .map_err(to_status)

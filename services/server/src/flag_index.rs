@@ -3,9 +3,11 @@
 //! an authenticated [`Caller`] and domain values, decides, touches the store,
 //! and returns domain values; the gRPC adapter in [`crate::grpc`] converts.
 
+use crate::audit_trail::{AuditTrail, record_disclosures};
 use crate::caller::{Caller, require_person};
 use crate::convert::{FlagDraft, MAX_INCIDENT_ID_LEN};
 use crate::peers::{FanOutQuery, PeerOutcome, PeerSet};
+use flagnet_audit::{AuditOutcome, AuditRecord};
 use flagnet_core::Alert;
 use flagnet_core::flag::check_text;
 use flagnet_core::{
@@ -31,6 +33,15 @@ pub struct LookupQuery {
     pub override_reason: Option<String>,
     /// ask the peers too
     pub federated: bool,
+}
+
+/// Why a lookup failed, and whether its audit record is still to be written.
+#[derive(Debug)]
+pub enum LookupFailure {
+    /// refused or failed before anything was recorded: the caller records it
+    NotAudited(CoreError, AuditRecord),
+    /// the record could not be made durable: nothing may be disclosed
+    AuditFailed(CoreError),
 }
 
 /// One disclosed flag.
@@ -61,6 +72,7 @@ pub struct FlagIndexCore {
     pub matching_key: Arc<MatchingKey>,
     pub clock: Arc<dyn Clock>,
     pub peers: Arc<PeerSet>,
+    pub audit: AuditTrail,
     /// live encounter alerts, for `WatchAlerts` streams
     pub alerts: tokio::sync::broadcast::Sender<Alert>,
 }
@@ -138,18 +150,30 @@ impl FlagIndexCore {
     }
 
     /// Finds the subject's flags at this node and, unless the lookup is
-    /// local, at every peer, all at once and within `deadline`.
-    pub async fn lookup(&self, caller: &Caller, query: LookupQuery, deadline: Instant) -> CoreResult<LookupOutcome> {
-        require_person(caller)?;
+    /// local, at every peer, all at once and within `deadline`. The record
+    /// of this node's own part is made durable while the peers work (each
+    /// peer's own record covers what it discloses); nothing is returned
+    /// before it is.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        query: LookupQuery,
+        deadline: Instant,
+        request_id: Uuid,
+        mut record: AuditRecord,
+    ) -> Result<LookupOutcome, LookupFailure> {
+        if let Err(error) = require_person(caller) {
+            return Err(LookupFailure::NotAudited(error, record));
+        }
         if caller.roles.is_empty() {
-            return Err(CoreError::PermissionDenied(format!(
+            let error = CoreError::PermissionDenied(format!(
                 "{} has no role at {}",
                 caller.spiffe_id(),
                 caller.identity.agency
-            )));
+            ));
+            return Err(LookupFailure::NotAudited(error, record));
         }
         debug_assert!(query.incident_id.len() <= MAX_INCIDENT_ID_LEN);
-        let request_id = Uuid::new_v4();
         let actor = caller.actor();
         let ask_peers = query.federated && !self.peers.is_empty();
         let fan_out = FanOutQuery {
@@ -160,7 +184,17 @@ impl FlagIndexCore {
             tokens: query.tokens.clone(),
             override_reason: query.override_reason.clone(),
         };
-        let local = self.decide_flags(&actor, &query.tokens, query.purpose);
+        let local = async {
+            let matches = match self.decide_flags(&actor, &query.tokens, query.purpose).await {
+                Ok(matches) => matches,
+                Err(error) => return Err(LookupFailure::NotAudited(error, record)),
+            };
+            record_disclosures(&mut record, &matches);
+            record.outcome = AuditOutcome::Ok;
+            record.grpc_code = 0;
+            self.audit.append(record).await.map_err(LookupFailure::AuditFailed)?;
+            Ok(matches)
+        };
         let (local, peers) = if ask_peers {
             tokio::join!(local, self.peers.fan_out(&fan_out, deadline))
         } else {

@@ -5,11 +5,13 @@
 use crate::caller::{Caller, authenticate};
 use crate::convert::{self, incident_id, parse_uuid};
 use crate::encounters::encounter_from_report;
+use crate::flag_index::LookupFailure;
 use crate::flag_index::{FlagIndexCore, LookupQuery, reason};
 use crate::incoming::PeerInfo;
 use crate::peers::PeerOutcome;
 use crate::status::to_status;
-use flagnet_core::{AgencyId, CoreError, CoreResult, Purpose};
+use flagnet_audit::{AuditAction, AuditRecord, DisclosedFields};
+use flagnet_core::{AgencyId, CoreError, CoreResult, FieldClassSet, Purpose};
 use flagnet_proto::v1 as pb;
 use std::pin::Pin;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// FlagIndex served over tonic.
 #[derive(Debug, Clone)]
@@ -31,16 +34,22 @@ impl FlagIndexGrpc {
         Self { core, lookup_budget }
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        authenticate(
-            request.extensions().get::<PeerInfo>(),
-            &self.core.federation,
-            &self.core.engine,
-        )
-        .map_err(|error| {
-            tracing::warn!(%error, "request refused at authentication");
-            to_status(error)
-        })
+    /// Authenticates the caller; a refusal is audited and answered.
+    async fn caller<T>(&self, request: &Request<T>, action: AuditAction) -> Result<Caller, Status> {
+        let peer = request.extensions().get::<PeerInfo>();
+        match authenticate(peer, &self.core.federation, &self.core.engine) {
+            Ok(caller) => Ok(caller),
+            Err(error) => {
+                tracing::warn!(%error, action = action.as_str(), "request refused at authentication");
+                let record = self.core.audit.begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
+                Err(to_status(self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err()))
+            }
+        }
+    }
+
+    /// Concludes `record` with `result`, appends it, then answers.
+    async fn answer<T>(&self, record: AuditRecord, result: CoreResult<T>) -> Result<Response<T>, Status> {
+        reply(self.core.audit.conclude(record, result).await)
     }
 }
 
@@ -102,39 +111,61 @@ fn peer_status(agency: &AgencyId, outcome: &PeerOutcome) -> pb::PeerStatus {
 #[tonic::async_trait]
 impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
     async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::Lookup).await?;
         let budget = self.lookup_budget;
         let deadline = Instant::now() + grpc_timeout(request.metadata()).map_or(budget, |asked| asked.min(budget));
-        let result = async {
-            let query = lookup_query(&self.core, request.into_inner())?;
-            let outcome = self.core.lookup(&caller, query, deadline).await?;
-            let mut matches: Vec<pb::Match> = outcome
-                .matches
-                .iter()
-                .map(|found| convert::disclosed_match(&found.flag, &found.disclosure, found.phonetic_only))
-                .collect();
-            let mut peers = Vec::new();
-            let mut complete = true;
-            for (agency, peer_outcome) in outcome.peers {
-                peers.push(peer_status(&agency, &peer_outcome));
-                match peer_outcome {
-                    PeerOutcome::Answered(found) => matches.extend(found),
-                    _ => complete = false,
-                }
+        let request_id = Uuid::new_v4();
+        let mut record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::Lookup, request_id);
+        let message = request.into_inner();
+        record.incident_id = (!message.incident_id.is_empty()
+            && message.incident_id.len() <= convert::MAX_INCIDENT_ID_LEN)
+            .then(|| message.incident_id.clone());
+        let query = match lookup_query(&self.core, message) {
+            Ok(query) => query,
+            Err(error) => return self.answer::<pb::LookupResponse>(record, Err(error)).await,
+        };
+        record.purpose = Some(query.purpose);
+        record.subject_refs = self.core.audit.subject_refs(&query.tokens);
+        record.override_used = query.override_reason.is_some();
+        record.override_reason = query.override_reason.clone();
+        let outcome = match self.core.lookup(&caller, query, deadline, request_id, record).await {
+            Ok(outcome) => outcome,
+            Err(LookupFailure::NotAudited(error, record)) => {
+                return self.answer::<pb::LookupResponse>(record, Err(error)).await;
             }
-            Ok(pb::LookupResponse {
-                request_id: outcome.request_id.to_string(),
-                matches,
-                peers,
-                complete,
-            })
+            Err(LookupFailure::AuditFailed(error)) => return Err(to_status(error)),
+        };
+        let mut matches: Vec<pb::Match> = outcome
+            .matches
+            .iter()
+            .map(|found| convert::disclosed_match(&found.flag, &found.disclosure, found.phonetic_only))
+            .collect();
+        let mut peers = Vec::new();
+        let mut complete = true;
+        for (agency, peer_outcome) in outcome.peers {
+            peers.push(peer_status(&agency, &peer_outcome));
+            match peer_outcome {
+                PeerOutcome::Answered(found) => matches.extend(found),
+                _ => complete = false,
+            }
         }
-        .await;
-        reply(result)
+        Ok(Response::new(pb::LookupResponse {
+            request_id: outcome.request_id.to_string(),
+            matches,
+            peers,
+            complete,
+        }))
     }
 
     async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> Result<Response<pb::PutFlagResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::PutFlag).await?;
+        let mut record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::PutFlag, Uuid::new_v4());
         let result = async {
             let message = request.into_inner();
             let flag_id = if message.flag_id.is_empty() {
@@ -144,33 +175,48 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             };
             let change_reason = reason("change_reason", &message.change_reason)?;
             let draft = convert::flag_draft(message.flag, &self.core.matching_key, &self.core.phone_region)?;
+            record.subject_refs = self.core.audit.subject_refs(&draft.subject_tokens);
             let stored = self.core.put_flag(&caller, flag_id, draft, change_reason).await?;
             Ok(pb::PutFlagResponse {
                 flag: Some(convert::flag_record(&stored)),
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> Result<Response<pb::GetFlagResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::GetFlag).await?;
+        let mut record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::GetFlag, Uuid::new_v4());
         let result = async {
             let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
             let flag = self.core.get_flag(&caller, flag_id).await?;
+            record.subject_refs = self.core.audit.subject_refs(&flag.subject_tokens);
+            record.disclosed.push(DisclosedFields {
+                owner_agency: flag.owner.clone(),
+                flag_id: flag.id,
+                classes: FieldClassSet::all(),
+            });
             Ok(pb::GetFlagResponse {
                 flag: Some(convert::flag_record(&flag)),
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn list_flags(
         &self,
         request: Request<pb::ListFlagsRequest>,
     ) -> Result<Response<pb::ListFlagsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::ListFlags).await?;
+        let record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::ListFlags, Uuid::new_v4());
         let result = async {
             let message = request.into_inner();
             let after = if message.page_token.is_empty() {
@@ -190,14 +236,18 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn record_consent(
         &self,
         request: Request<pb::RecordConsentRequest>,
     ) -> Result<Response<pb::RecordConsentResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::RecordConsent).await?;
+        let record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::RecordConsent, Uuid::new_v4());
         let result = async {
             let consent = convert::new_consent(
                 request.into_inner().consent,
@@ -211,14 +261,18 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn revoke_consent(
         &self,
         request: Request<pb::RevokeConsentRequest>,
     ) -> Result<Response<pb::RevokeConsentResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::RevokeConsent).await?;
+        let record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::RevokeConsent, Uuid::new_v4());
         let result = async {
             let message = request.into_inner();
             let consent_id = parse_uuid("consent_id", &message.consent_id)?;
@@ -229,14 +283,18 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn list_consents(
         &self,
         request: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ListConsentsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::ListConsents).await?;
+        let record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::ListConsents, Uuid::new_v4());
         let result = async {
             let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
             let consents = self.core.list_consents(&caller, flag_id).await?;
@@ -245,16 +303,21 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     async fn report_encounter(
         &self,
         request: Request<pb::ReportEncounterRequest>,
     ) -> Result<Response<pb::ReportEncounterResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request, AuditAction::Encounter).await?;
+        let mut record = self
+            .core
+            .audit
+            .begin(Some(&caller), None, AuditAction::Encounter, Uuid::new_v4());
         let result = async {
             let encounter = encounter_from_report(&caller, request.into_inner().encounter)?;
+            record.incident_id = (!encounter.incident_id.is_empty()).then(|| encounter.incident_id.clone());
             let encounter_id = encounter.id.to_string();
             let delivered = self.core.report_encounter(&caller, encounter).await?;
             Ok(pb::ReportEncounterResponse {
@@ -263,7 +326,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             })
         }
         .await;
-        reply(result)
+        self.answer(record, result).await
     }
 
     type WatchAlertsStream = Pin<Box<dyn Stream<Item = Result<pb::Alert, Status>> + Send + 'static>>;
@@ -272,10 +335,17 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
         &self,
         request: Request<pb::WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
-        let caller = self.caller(&request)?;
-        self.core.require_liaison(&caller).map_err(to_status)?;
-        let alerts = self.core.watch_alerts(request.get_ref().after_cursor);
-        tracing::info!(actor = %caller.spiffe_id(), after_cursor = request.get_ref().after_cursor, "alert watch opened");
+        let watch = AuditAction::Other("watch_alerts".into());
+        let caller = self.caller(&request, watch.clone()).await?;
+        let record = self.core.audit.begin(Some(&caller), None, watch, Uuid::new_v4());
+        let after_cursor = request.get_ref().after_cursor;
+        self.core
+            .audit
+            .conclude(record, self.core.require_liaison(&caller))
+            .await
+            .map_err(to_status)?;
+        let alerts = self.core.watch_alerts(after_cursor);
+        tracing::info!(actor = %caller.spiffe_id(), after_cursor, "alert watch opened");
         let stream = ReceiverStream::new(alerts).map(|item| item.map_err(to_status));
         Ok(Response::new(Box::pin(stream)))
     }

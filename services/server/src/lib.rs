@@ -5,6 +5,7 @@
 //! nodes through [`node::start`].
 #![forbid(unsafe_code)]
 
+pub mod audit_trail;
 pub mod breaker;
 pub mod caller;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod incoming;
 pub mod node;
 pub mod peers;
 pub mod status;
+pub mod tls_reload;
 
 pub use config::NodeConfig;
 pub use node::{NodeParts, RunningNode, start};

@@ -2,18 +2,24 @@
 //! [`NodeConfig`], bind the listener, and serve FlagIndex, gRPC health and
 //! server reflection until told to stop. There is no plaintext listener.
 
+use crate::audit_trail::{AuditTrail, watch_audit_health};
 use crate::config::NodeConfig;
 use crate::federation::FederationGrpc;
 use crate::flag_index::FlagIndexCore;
 use crate::grpc::FlagIndexGrpc;
-use crate::incoming::accept_tls;
+use crate::incoming::{ListenerLimits, accept_tls};
 use crate::peers::PeerSet;
+use crate::tls_reload::{ReloadTask, TrustReload, trust_paths};
+use flagnet_audit::{AuditLog, AuditLogConfig, AuditSink, AuditTokenKey, CheckpointSigner};
+use flagnet_core::AgencyId;
 use flagnet_core::{Clock, MatchingKey, Store, SystemClock};
 use flagnet_policy::{DecisionEngine, PolicySource};
 use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
 use flagnet_store::{DataKey, SqliteStore};
 use flagnet_trust::bundle::TrustBundle;
+use flagnet_trust::events::{LogSink, TrustEventSink};
+use flagnet_trust::reload::{ReloadOutcome, ReloadTrigger, ReloadingServerConfig, TrustStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +43,8 @@ pub enum StartError {
     Policy(String),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
 }
@@ -48,9 +56,17 @@ pub struct RunningNode {
     agency: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    trust: TrustReload,
+    _trust_reload_task: ReloadTask,
+    audit_log: Option<Arc<AuditLog>>,
 }
 
 impl RunningNode {
+    /// The node's durable audit log (none when a sink was supplied instead).
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit_log.as_ref()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -58,6 +74,16 @@ impl RunningNode {
 
     pub fn agency(&self) -> &str {
         &self.agency
+    }
+
+    /// The certificate and trust bundle in use, and the last reload refusal.
+    pub fn trust_status(&self) -> TrustStatus {
+        self.trust.status()
+    }
+
+    /// Reloads the certificate, key, trust bundle and CRLs now, as SIGHUP does.
+    pub async fn reload_trust(&self) -> ReloadOutcome {
+        self.trust.reload(ReloadTrigger::Manual).await
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits.
@@ -87,6 +113,11 @@ impl RunningNode {
 pub struct NodeParts {
     pub config: NodeConfig,
     pub clock: Arc<dyn Clock>,
+    /// receives refused handshakes and trust reloads; [`LogSink`] by default
+    pub trust_events: Arc<dyn TrustEventSink>,
+    /// where audit records go instead of the durable log named in config
+    /// (benchmarks compare against a null sink); `None` opens the log
+    pub audit_sink: Option<Arc<dyn AuditSink>>,
 }
 
 impl NodeParts {
@@ -94,8 +125,26 @@ impl NodeParts {
         Self {
             config,
             clock: Arc::new(SystemClock),
+            trust_events: Arc::new(LogSink),
+            audit_sink: None,
         }
     }
+}
+
+/// Opens the durable audit log the config names.
+async fn open_audit_log(config: &NodeConfig, agency: &AgencyId) -> Result<Arc<AuditLog>, StartError> {
+    let audit = &config.audit;
+    let signer = CheckpointSigner::load(agency.clone(), &audit.checkpoint_key_file)
+        .map_err(|error| StartError::Audit(error.to_string()))?;
+    let mut log_config = AuditLogConfig::new(&audit.path);
+    log_config.append_deadline = Duration::from_millis(audit.append_deadline_ms);
+    log_config.checkpoint_every = audit.checkpoint_every;
+    log_config.checkpoint_interval = Duration::from_secs(audit.checkpoint_interval_secs);
+    log_config.queue_capacity = audit.queue_capacity;
+    let log = AuditLog::open(log_config, signer)
+        .await
+        .map_err(|error| StartError::Audit(error.to_string()))?;
+    Ok(Arc::new(log))
 }
 
 /// Live alerts buffered per watcher before it must re-read the store.
@@ -121,7 +170,12 @@ fn spawn_delivery_loop(core: FlagIndexCore, every: Duration) -> JoinHandle<()> {
 
 /// Opens everything the config names and starts serving.
 pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
-    let NodeParts { config, clock } = parts;
+    let NodeParts {
+        config,
+        clock,
+        trust_events,
+        audit_sink,
+    } = parts;
     config.validate()?;
     let agency = config.agency();
     let matching_key =
@@ -131,6 +185,17 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         SqliteStore::open(&config.store.path, data_key, config.store.pool_size)
             .map_err(|error| StartError::Store(error.to_string()))?,
     );
+    let (audit_log, audit_sink): (Option<Arc<AuditLog>>, Arc<dyn AuditSink>) = match audit_sink {
+        Some(sink) => (None, sink),
+        None => {
+            let log = open_audit_log(&config, &agency).await?;
+            (Some(log.clone()), log)
+        }
+    };
+    let audit_token_key = Arc::new(
+        AuditTokenKey::load(&config.audit.token_key_file).map_err(|error| StartError::Audit(error.to_string()))?,
+    );
+    let audit = AuditTrail::new(audit_sink.clone(), audit_token_key, clock.clone());
     let engine = Arc::new(
         DecisionEngine::load(&PolicySource::new(&config.policy.dir), std::slice::from_ref(&agency))
             .await
@@ -140,8 +205,9 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         TrustBundle::load(&config.node.federation, &config.tls.trust_dir)
             .map_err(|error| StartError::Tls(error.to_string()))?,
     );
-    let tls = flagnet_trust::tls::server_config(bundle.clone(), &config.tls.certificate, &config.tls.private_key)
-        .map_err(|error| StartError::Tls(error.to_string()))?;
+    let tls = Arc::new(
+        ReloadingServerConfig::load(trust_paths(&config)).map_err(|error| StartError::Tls(error.to_string()))?,
+    );
     let peers = Arc::new(
         PeerSet::connect(
             &config.federation,
@@ -171,6 +237,7 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         matching_key: Arc::new(matching_key),
         clock,
         peers,
+        audit,
         alerts: tokio::sync::broadcast::channel(ALERT_BUFFER).0,
     };
     let lookup_budget = Duration::from_millis(config.federation.lookup_budget_ms);
@@ -183,20 +250,37 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<FlagIndexServer<FlagIndexGrpc>>().await;
     health_reporter.set_serving::<FederationServer<FederationGrpc>>().await;
+    let audit_health = watch_audit_health(
+        audit_sink.health(),
+        health_reporter.clone(),
+        vec![
+            <FlagIndexServer<FlagIndexGrpc> as tonic::server::NamedService>::NAME,
+            <FederationServer<FederationGrpc> as tonic::server::NamedService>::NAME,
+        ],
+    );
+    let trust = TrustReload::new(tls.clone(), trust_events.clone(), health_reporter.clone()).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(flagnet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| StartError::Tls(format!("reflection: {error}")))?;
 
-    let incoming = accept_tls(listener, tls, config.handshake_timeout());
+    let limits = ListenerLimits {
+        handshake_timeout: config.handshake_timeout(),
+        connection_lifetime: config.max_connection_age() + config.max_connection_age_grace(),
+    };
+    let incoming = accept_tls(listener, tls, limits, trust_events);
     let (stop, stopped) = oneshot::channel::<()>();
+    // tonic 0.14.9 skips the GOAWAY when max_connection_age_grace is set,
+    // so the grace is the listener's hard deadline instead
     let router = tonic::transport::Server::builder()
+        .max_connection_age(config.max_connection_age())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(flag_index)
         .add_service(federation);
     let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));
+    let audit_log_for_task = audit_log.clone();
     let task = tokio::spawn(async move {
         let served = router
             .serve_with_incoming_shutdown(incoming, async {
@@ -204,13 +288,21 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
             })
             .await;
         delivery.abort();
+        audit_health.abort();
+        if let Some(log) = &audit_log_for_task {
+            log.shutdown().await;
+        }
         served
     });
+    let trust_reload_task = trust.spawn(config.reload_interval());
     tracing::info!(agency = %agency, addr = %local_addr, "node serving");
     Ok(RunningNode {
         local_addr,
         agency: agency.to_string(),
         stop: Some(stop),
         task,
+        trust,
+        _trust_reload_task: trust_reload_task,
+        audit_log,
     })
 }

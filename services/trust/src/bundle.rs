@@ -15,8 +15,9 @@ use flagnet_core::AgencyId;
 use flagnet_core::identity::check_trust_domain;
 use openssl::x509::{X509, X509Crl};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 
@@ -36,6 +37,81 @@ pub struct AgencyTrust {
     crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
+/// The bytes of one file as read at one moment, or why it could not be read.
+#[derive(Debug)]
+pub(crate) struct FileContents {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: std::io::Result<Vec<u8>>,
+}
+
+impl FileContents {
+    pub(crate) fn read(path: PathBuf) -> Self {
+        let contents = std::fs::read(&path);
+        Self { path, contents }
+    }
+
+    /// The bytes, or the read error naming the file.
+    pub(crate) fn bytes(&self) -> Result<&[u8]> {
+        self.contents.as_deref().map_err(|error| TrustError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::new(error.kind(), error.to_string()),
+        })
+    }
+
+    /// SHA-256 of the contents, `None` when the file could not be read.
+    pub(crate) fn digest(&self) -> Option<[u8; 32]> {
+        self.contents
+            .as_deref()
+            .ok()
+            .map(|contents| Sha256::digest(contents).into())
+    }
+}
+
+/// Every file of a trust directory that a bundle is made of, read once, so
+/// that a bundle is built from one moment's contents and a reload can tell
+/// what changed.
+#[derive(Debug)]
+pub(crate) struct TrustDirFiles {
+    pub(crate) trust_dir: PathBuf,
+    /// Non-hidden subdirectories, sorted by name.
+    pub(crate) agencies: Vec<AgencyDirFiles>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AgencyDirFiles {
+    pub(crate) name: String,
+    pub(crate) ca: FileContents,
+    pub(crate) crl: FileContents,
+}
+
+impl TrustDirFiles {
+    /// Fails only when the directory itself cannot be listed; a missing
+    /// `ca.pem` or `crl.pem` is kept as a read error for the bundle to refuse.
+    pub(crate) fn read(trust_dir: &Path) -> Result<Self> {
+        let mut agencies = Vec::new();
+        for path in files::entries(trust_dir)? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if name.starts_with('.') || !path.is_dir() {
+                continue;
+            }
+            agencies.push(AgencyDirFiles {
+                name,
+                ca: FileContents::read(path.join(CA_CERTIFICATE_FILE)),
+                crl: FileContents::read(path.join(CRL_FILE)),
+            });
+        }
+        Ok(Self {
+            trust_dir: trust_dir.to_owned(),
+            agencies,
+        })
+    }
+
+    /// Every file read, with the digest of its contents.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &FileContents> {
+        self.agencies.iter().flat_map(|agency| [&agency.ca, &agency.crl])
+    }
+}
+
 impl TrustBundle {
     /// Reads every agency subdirectory of `trust_dir`. Refuses an agency
     /// without `ca.pem` or `crl.pem`, a `ca.pem` holding something other than
@@ -44,21 +120,25 @@ impl TrustBundle {
     /// bundle.
     pub fn load(federation: &str, trust_dir: &Path) -> Result<Self> {
         check_trust_domain(federation).map_err(|reason| TrustError::invalid("federation", reason))?;
+        Self::from_files(federation, &TrustDirFiles::read(trust_dir)?)
+    }
+
+    /// [`TrustBundle::load`] of files already read.
+    pub(crate) fn from_files(federation: &str, trust_files: &TrustDirFiles) -> Result<Self> {
+        check_trust_domain(federation).map_err(|reason| TrustError::invalid("federation", reason))?;
+        let trust_dir = &trust_files.trust_dir;
         let now = OffsetDateTime::now_utc();
         let mut agencies = BTreeMap::new();
-        for path in files::entries(trust_dir)? {
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            if name.starts_with('.') || !path.is_dir() {
-                continue;
-            }
-            let agency = AgencyId::parse(&name).map_err(|error| {
+        for agency_files in &trust_files.agencies {
+            let name = &agency_files.name;
+            let agency = AgencyId::parse(name).map_err(|error| {
                 TrustError::bad_file(
                     "trust directory",
                     trust_dir,
                     format!("subdirectory {name:?} is not an agency id: {error}"),
                 )
             })?;
-            let trust = AgencyTrust::load(&agency, &path, now)?;
+            let trust = AgencyTrust::load(&agency, agency_files, now)?;
             agencies.insert(agency, trust);
         }
         if agencies.is_empty() {
@@ -92,24 +172,24 @@ impl TrustBundle {
 }
 
 impl AgencyTrust {
-    fn load(agency: &AgencyId, directory: &Path, now: OffsetDateTime) -> Result<Self> {
-        let ca_path = directory.join(CA_CERTIFICATE_FILE);
-        let ca_certificates = crate::pem::certificates(&ca_path)?;
+    fn load(agency: &AgencyId, files: &AgencyDirFiles, now: OffsetDateTime) -> Result<Self> {
+        let ca_path = &files.ca.path;
+        let ca_certificates = crate::pem::certificates_in(ca_path, files.ca.bytes()?)?;
         let mut ca_subjects = Vec::new();
         for der in &ca_certificates {
-            let ca = parse(der).map_err(|reason| TrustError::bad_file("certificate", &ca_path, reason))?;
-            check_ca(&ca, now).map_err(|reason| TrustError::bad_file("certificate", &ca_path, reason))?;
+            let ca = parse(der).map_err(|reason| TrustError::bad_file("certificate", ca_path, reason))?;
+            check_ca(&ca, now).map_err(|reason| TrustError::bad_file("certificate", ca_path, reason))?;
             ca_subjects.push(ca.subject().as_raw().to_vec());
         }
 
-        let crl_path = directory.join(CRL_FILE);
-        let crls = crate::pem::crls(&crl_path)?;
+        let crl_path = &files.crl.path;
+        let crls = crate::pem::crls_in(crl_path, files.crl.bytes()?)?;
         for der in &crls {
             webpki::OwnedCertRevocationList::from_der(der).map_err(|error| {
-                TrustError::bad_file("crl", &crl_path, format!("not usable for revocation checks: {error}"))
+                TrustError::bad_file("crl", crl_path, format!("not usable for revocation checks: {error}"))
             })?;
             let (_, crl) =
-                x509_parser::parse_x509_crl(der).map_err(|error| TrustError::bad_file("crl", &crl_path, error))?;
+                x509_parser::parse_x509_crl(der).map_err(|error| TrustError::bad_file("crl", crl_path, error))?;
             let issuer = crl.issuer().as_raw();
             let signed_by_a_ca = ca_subjects
                 .iter()
@@ -118,7 +198,7 @@ impl AgencyTrust {
             if !signed_by_a_ca {
                 return Err(TrustError::bad_file(
                     "crl",
-                    &crl_path,
+                    crl_path,
                     format!("not signed by a ca in {}", ca_path.display()),
                 ));
             }

@@ -85,6 +85,50 @@ pub enum CertificateRefusal {
     Path(rustls::Error),
 }
 
+impl CertificateRefusal {
+    /// A short, stable name of the reason (`revoked`, `unknown_issuer`,
+    /// `no_uri_san`, ...), for audit records and metrics labels, which must
+    /// not change when a message is reworded.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unparsable(_) => "unparsable",
+            Self::DuplicateExtension(_) => "duplicate_extension",
+            Self::NoUriSan => "no_uri_san",
+            Self::SeveralUriSans(_) => "several_uri_sans",
+            Self::NotAFlagnetIdentity(_) => "not_a_flagnet_identity",
+            Self::ForeignFederation { .. } => "foreign_federation",
+            Self::UnknownAgency(_) => "unknown_agency",
+            Self::LeafIsCa => "leaf_is_ca",
+            Self::LeafSignsCertificates => "leaf_signs_certificates",
+            Self::NoExtendedKeyUsage(_) => "no_extended_key_usage",
+            Self::MissingExtendedKeyUsage(_) => "missing_extended_key_usage",
+            Self::NotANode(_) => "not_a_node",
+            Self::UnexpectedServer { .. } => "unexpected_server",
+            Self::Path(error) => path_code(error),
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn path_code(error: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as Certificate;
+    let rustls::Error::InvalidCertificate(certificate_error) = error else {
+        return "path_validation";
+    };
+    match certificate_error {
+        Certificate::Revoked => "revoked",
+        Certificate::UnknownIssuer => "unknown_issuer",
+        Certificate::BadSignature => "bad_signature",
+        Certificate::Expired | Certificate::ExpiredContext { .. } => "expired",
+        Certificate::NotValidYet | Certificate::NotValidYetContext { .. } => "not_yet_valid",
+        Certificate::UnknownRevocationStatus => "unknown_revocation_status",
+        Certificate::ExpiredRevocationList | Certificate::ExpiredRevocationListContext { .. } => "crl_expired",
+        Certificate::InvalidPurpose | Certificate::InvalidPurposeContext { .. } => "invalid_purpose",
+        Certificate::BadEncoding => "bad_encoding",
+        _ => "path_validation",
+    }
+}
+
 /// A failure loading, issuing or configuring certificates and TLS.
 #[derive(Debug, Error)]
 pub enum TrustError {

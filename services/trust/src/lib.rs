@@ -15,10 +15,13 @@ pub mod bundle;
 pub mod channel;
 pub mod client;
 pub mod error;
+pub mod events;
 mod files;
 pub mod identity;
+pub mod inspect;
 pub mod pem;
 pub mod pki;
+pub mod reload;
 pub mod tls;
 pub mod verifier;
 
@@ -26,8 +29,12 @@ pub mod verifier;
 mod tests;
 
 pub use bundle::{AgencyTrust, TrustBundle};
+/// The certificate types of this crate's API.
+pub use rustls_pki_types;
 pub use error::{CertificateRefusal, ExtendedPurpose, Result, TrustError};
 pub use identity::{fingerprint_sha256, identity_from_certificate};
 pub use pki::{AgencyListing, CertificateRecord, CrlInfo, FederationDir, IssueOptions, IssuedCertificate, Revocation};
 pub use tls::{PeerCertificateInfo, client_config, peer_certificate_info, peer_identity, server_config};
-pub use verifier::{AgencyClientVerifier, AgencyServerVerifier, ExpectedServer, refusal_of};
+pub use verifier::{
+    AgencyClientVerifier, AgencyServerVerifier, ExpectedServer, RefusedCertificate, capture_client_refusal, refusal_of,
+};

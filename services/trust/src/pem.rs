@@ -12,22 +12,36 @@ use std::path::Path;
 
 /// Every certificate in a PEM file, in order; at least one.
 pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    all(path, "certificate")
+    certificates_in(path, &crate::files::read(path)?)
 }
 
 /// Every CRL in a PEM file, in order; at least one.
 pub fn crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>> {
-    all(path, "crl")
+    crls_in(path, &crate::files::read(path)?)
 }
 
 /// The first private key (PKCS#8, SEC1 or PKCS#1) in a PEM file.
 pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).map_err(|error| pem_error("private key", path, error))
+    private_key_in(path, &crate::files::read(path)?)
 }
 
-fn all<T: PemObject>(path: &Path, what: &'static str) -> Result<Vec<T>> {
-    let items = T::pem_file_iter(path)
-        .map_err(|error| pem_error(what, path, error))?
+/// [`certificates`] of bytes already read from `path`.
+pub(crate) fn certificates_in(path: &Path, contents: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    all(path, contents, "certificate")
+}
+
+/// [`crls`] of bytes already read from `path`.
+pub(crate) fn crls_in(path: &Path, contents: &[u8]) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    all(path, contents, "crl")
+}
+
+/// [`private_key`] of bytes already read from `path`.
+pub(crate) fn private_key_in(path: &Path, contents: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(contents).map_err(|error| pem_error("private key", path, error))
+}
+
+fn all<T: PemObject>(path: &Path, contents: &[u8], what: &'static str) -> Result<Vec<T>> {
+    let items = T::pem_slice_iter(contents)
         .collect::<Result<Vec<T>, pem::Error>>()
         .map_err(|error| pem_error(what, path, error))?;
     if items.is_empty() {

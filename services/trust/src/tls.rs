@@ -16,8 +16,9 @@ use crate::bundle::TrustBundle;
 use crate::error::{CertificateRefusal, ExtendedPurpose, Result, TrustError};
 use crate::identity::{LeafCertificate, fingerprint_sha256};
 use crate::verifier::{AgencyClientVerifier, AgencyServerVerifier, ExpectedServer};
-use flagnet_core::Identity;
-use rustls::client::Resumption;
+use flagnet_core::{AgencyId, Identity};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, ServerConfig, ServerConnection, SupportedProtocolVersion};
@@ -52,24 +53,67 @@ pub struct PeerCertificateInfo {
 /// federation, lacks serverAuth, or that the node's own agency CA and CRL
 /// do not accept right now (expired, revoked, another CA).
 pub fn server_config(bundle: Arc<TrustBundle>, cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>> {
-    let provider = crypto_provider();
     let (chain, key) = load_pair(cert_path, key_path)?;
-    let leaf = own_leaf(&bundle, cert_path, &chain)?;
+    let node = NodeCertificate {
+        chain,
+        key,
+        cert_path,
+        key_path,
+    };
+    Ok(node_server_config(&bundle, node, None)?.0)
+}
+
+/// A node's certificate chain and key as read from their files.
+pub(crate) struct NodeCertificate<'a> {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
+    pub(crate) cert_path: &'a Path,
+    pub(crate) key_path: &'a Path,
+}
+
+/// [`server_config`] of a pair already read, which must also be the node
+/// of `expected_agency` when one is given. Returns the node's leaf too.
+pub(crate) fn node_server_config(
+    bundle: &TrustBundle,
+    node: NodeCertificate<'_>,
+    expected_agency: Option<&AgencyId>,
+) -> Result<(Arc<ServerConfig>, LeafCertificate)> {
+    let NodeCertificate {
+        chain,
+        key,
+        cert_path,
+        key_path,
+    } = node;
+    let provider = crypto_provider();
+    let leaf = own_leaf(bundle, cert_path, &chain)?;
     if !leaf.identity.is_node() {
         return Err(refused_file(
             cert_path,
             CertificateRefusal::NotANode(leaf.identity.spiffe_uri()),
         ));
     }
+    if let Some(agency) = expected_agency
+        && &leaf.identity.agency != agency
+    {
+        return Err(refused_file(
+            cert_path,
+            CertificateRefusal::UnexpectedServer {
+                expected: ExpectedServer::Agency(agency.clone()).to_string(),
+                presented: leaf.identity.spiffe_uri(),
+            },
+        ));
+    }
     AgencyServerVerifier::new(
-        &bundle,
+        bundle,
         ExpectedServer::Agency(leaf.identity.agency.clone()),
         provider.clone(),
     )?
     .check(&leaf, &chain[0], &chain[1..], UnixTime::now())
     .map_err(|refusal| refused_file(cert_path, refusal))?;
-    let client_verifier = AgencyClientVerifier::new(&bundle, provider.clone())?;
-    build_server_config(client_verifier, chain, key, provider).map_err(|source| pair_error(cert_path, key_path, source))
+    let client_verifier = AgencyClientVerifier::new(bundle, provider.clone())?;
+    let config = build_server_config(client_verifier, chain, key, provider)
+        .map_err(|source| pair_error(cert_path, key_path, source))?;
+    Ok((config, leaf))
 }
 
 /// A client config for calling the node of the expected agency, presenting
@@ -145,6 +189,23 @@ pub(crate) fn build_client_config(
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
     };
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    config.resumption = Resumption::disabled();
+    Ok(config)
+}
+
+/// A client config whose server verifier and client certificate are
+/// chosen per handshake by the caller (see `ReloadingServerConfig::peer_client_config`).
+pub(crate) fn build_dynamic_client_config(
+    server_verifier: Arc<dyn ServerCertVerifier>,
+    client_certificate: Arc<dyn ResolvesClientCert>,
+    provider: Arc<CryptoProvider>,
+) -> std::result::Result<ClientConfig, rustls::Error> {
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier)
+        .with_client_cert_resolver(client_certificate);
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     config.resumption = Resumption::disabled();
     Ok(config)

@@ -24,6 +24,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -67,19 +68,61 @@ impl CertificateRefusal {
     }
 }
 
+/// What the client verifier saw of a certificate it refused, for the
+/// listener that reports the refused handshake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedCertificate {
+    pub refusal: CertificateRefusal,
+    /// The identity the certificate claims, when it holds one.
+    pub claimed_identity: Option<Identity>,
+    pub fingerprint_sha256: String,
+}
+
+tokio::task_local! {
+    /// Set by [`capture_client_refusal`] around one connection's handshake.
+    static REFUSED_CLIENT_CERTIFICATE: RefCell<Option<RefusedCertificate>>;
+}
+
+/// Runs one server-side handshake and returns, beside its result, what
+/// [`AgencyClientVerifier`] refused during it. rustls reports only an error
+/// once a handshake fails; the verifier is the one place that saw the
+/// certificate, and it runs synchronously inside this future's polls, so a
+/// task-local slot ties its finding to this connection.
+pub async fn capture_client_refusal<F: Future>(handshake: F) -> (F::Output, Option<RefusedCertificate>) {
+    REFUSED_CLIENT_CERTIFICATE
+        .scope(RefCell::new(None), async move {
+            let output = handshake.await;
+            let refused = REFUSED_CLIENT_CERTIFICATE.with(|slot| slot.borrow_mut().take());
+            (output, refused)
+        })
+        .await
+}
+
 fn refused(
     side: &'static str,
     identity: Option<&Identity>,
     end_entity: &[u8],
     refusal: CertificateRefusal,
 ) -> rustls::Error {
-    tracing::warn!(
-        side,
-        presented = identity.map(Identity::spiffe_uri).as_deref().unwrap_or("-"),
-        fingerprint_sha256 = %fingerprint_sha256(end_entity),
-        reason = %refusal,
-        "peer certificate refused"
-    );
+    let fingerprint = fingerprint_sha256(end_entity);
+    let captured = side == "client"
+        && REFUSED_CLIENT_CERTIFICATE
+            .try_with(|slot| {
+                *slot.borrow_mut() = Some(RefusedCertificate {
+                    refusal: refusal.clone(),
+                    claimed_identity: identity.cloned(),
+                    fingerprint_sha256: fingerprint.clone(),
+                });
+            })
+            .is_ok();
+    let presented = identity.map(Identity::spiffe_uri);
+    let presented = presented.as_deref().unwrap_or("-");
+    if captured {
+        // the listener reports it, with the remote address, as a trust event
+        tracing::debug!(side, presented, fingerprint_sha256 = %fingerprint, reason = %refusal, "peer certificate refused");
+    } else {
+        tracing::warn!(side, presented, fingerprint_sha256 = %fingerprint, reason = %refusal, "peer certificate refused");
+    }
     refusal.into_rustls()
 }
 

@@ -3,4 +3,5 @@
 
 mod handshakes;
 mod openssl_cli;
-mod support;
+mod reload;
+pub(crate) mod support;

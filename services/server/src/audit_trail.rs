@@ -1,0 +1,168 @@
+//! The last link of the call chain: every call, refusal and change becomes
+//! one audit record, and a caller is answered only after its record is
+//! durable. When the log cannot take a record in time the call fails with
+//! UNAVAILABLE and discloses nothing; the health service then reports
+//! NOT_SERVING until the log is writable again (see [`watch_audit_health`]).
+
+use crate::caller::Caller;
+use crate::flag_index::DisclosedFlag;
+use crate::incoming::PeerInfo;
+use crate::status::code_of;
+use flagnet_audit::{
+    AuditAction, AuditHealth, AuditOutcome, AuditRecord, AuditSink, AuditTokenKey, DisclosedFields, SubjectRef,
+    WithheldField, WithholdReason,
+};
+use flagnet_core::{Clock, CoreError, CoreResult, SubjectToken};
+use flagnet_policy::DenyReason;
+use std::sync::Arc;
+use tonic::Code;
+use uuid::Uuid;
+
+/// Where a node's audit records go.
+#[derive(Debug, Clone)]
+pub struct AuditTrail {
+    sink: Arc<dyn AuditSink>,
+    token_key: Arc<AuditTokenKey>,
+    clock: Arc<dyn Clock>,
+}
+
+fn fingerprint_bytes(hex_text: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+impl AuditTrail {
+    pub fn new(sink: Arc<dyn AuditSink>, token_key: Arc<AuditTokenKey>, clock: Arc<dyn Clock>) -> Self {
+        Self { sink, token_key, clock }
+    }
+
+    pub fn sink(&self) -> &Arc<dyn AuditSink> {
+        &self.sink
+    }
+
+    pub fn token_key(&self) -> &AuditTokenKey {
+        &self.token_key
+    }
+
+    /// A record of `action` by `caller` (or, before authentication, by
+    /// whoever the connection's certificate says), not yet concluded.
+    pub fn begin(
+        &self,
+        caller: Option<&Caller>,
+        peer: Option<&PeerInfo>,
+        action: AuditAction,
+        request_id: Uuid,
+    ) -> AuditRecord {
+        let mut record = AuditRecord::new(self.clock.now(), request_id, action);
+        match caller {
+            Some(caller) => {
+                record.actor_agency = Some(caller.identity.agency.clone());
+                record.actor_user = caller.identity.user_id().cloned();
+                record.actor_roles = caller.roles.clone();
+                record.caller_identity = Some(caller.spiffe_id());
+                record.caller_fingerprint = fingerprint_bytes(&caller.certificate_fingerprint);
+            }
+            None => {
+                if let Some(certificate) = peer.and_then(|peer| peer.certificate.as_ref()) {
+                    record.actor_agency = Some(certificate.identity.agency.clone());
+                    record.actor_user = certificate.identity.user_id().cloned();
+                    record.caller_identity = Some(certificate.identity.spiffe_uri());
+                    record.caller_fingerprint = fingerprint_bytes(&certificate.fingerprint_sha256);
+                }
+            }
+        }
+        record
+    }
+
+    pub fn subject_refs(&self, tokens: &[SubjectToken]) -> Vec<SubjectRef> {
+        self.token_key.subject_refs(tokens.iter().map(|token| &token.token))
+    }
+
+    /// Appends a concluded record; an audit failure is `Unavailable`.
+    pub async fn append(&self, record: AuditRecord) -> CoreResult<()> {
+        let request_id = record.request_id;
+        self.sink.append(record).await.map(|_| ()).map_err(|error| {
+            tracing::error!(%request_id, %error, "audit record could not be made durable; refusing the request");
+            CoreError::Unavailable(format!("audit log: {error}"))
+        })
+    }
+
+    /// Concludes `record` with the outcome of `result` and appends it; the
+    /// result is passed on only once the record is durable.
+    pub async fn conclude<T>(&self, mut record: AuditRecord, result: CoreResult<T>) -> CoreResult<T> {
+        let (outcome, code) = match &result {
+            Ok(_) => (AuditOutcome::Ok, Code::Ok),
+            Err(error) => outcome_of(error),
+        };
+        record.outcome = outcome;
+        record.grpc_code = code as u32;
+        self.append(record).await?;
+        result
+    }
+}
+
+/// The audit outcome and gRPC code of a failed call.
+pub fn outcome_of(error: &CoreError) -> (AuditOutcome, Code) {
+    let code = code_of(error);
+    let outcome = match error {
+        CoreError::InvalidArgument { .. } => AuditOutcome::Invalid,
+        CoreError::Unauthenticated(_) => AuditOutcome::Unauthenticated,
+        CoreError::PermissionDenied(_) => AuditOutcome::Denied,
+        CoreError::Unavailable(_) => AuditOutcome::Unavailable,
+        CoreError::NotFound(_) | CoreError::FailedPrecondition(_) | CoreError::Internal(_) => AuditOutcome::Error,
+    };
+    (outcome, code)
+}
+
+fn withhold_reason(reason: DenyReason) -> WithholdReason {
+    match reason {
+        DenyReason::Policy => WithholdReason::Policy,
+        DenyReason::Consent => WithholdReason::Consent,
+        DenyReason::NoConsent => WithholdReason::NoConsent,
+        DenyReason::Lifecycle => WithholdReason::Lifecycle,
+    }
+}
+
+/// Writes what each flag disclosed and withheld into `record`.
+pub fn record_disclosures(record: &mut AuditRecord, flags: &[DisclosedFlag]) {
+    for found in flags {
+        record.disclosed.push(DisclosedFields {
+            owner_agency: found.flag.owner.clone(),
+            flag_id: found.flag.id,
+            classes: found.disclosure.allowed(),
+        });
+        for (class, reason) in found.disclosure.withheld() {
+            record.withheld.push(WithheldField {
+                owner_agency: found.flag.owner.clone(),
+                flag_id: found.flag.id,
+                class,
+                reason: withhold_reason(reason),
+            });
+        }
+    }
+}
+
+/// Keeps the health service in step with the audit log: NOT_SERVING for
+/// every service while the log cannot take records, SERVING once it can.
+pub fn watch_audit_health(
+    mut health: tokio::sync::watch::Receiver<AuditHealth>,
+    reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let status = match &*health.borrow_and_update() {
+                AuditHealth::Writable => tonic_health::ServingStatus::Serving,
+                AuditHealth::Failing { .. } => tonic_health::ServingStatus::NotServing,
+            };
+            for service in std::iter::once("").chain(services.iter().copied()) {
+                reporter.set_service_status(service, status).await;
+            }
+            if status == tonic_health::ServingStatus::NotServing {
+                tracing::warn!("audit log failing: health reports NOT_SERVING");
+            }
+            if health.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
