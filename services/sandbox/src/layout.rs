@@ -334,6 +334,11 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The durable audit log of a running node.
+    pub fn audit_log(&self, agency: &str) -> Option<Arc<flagnet_audit::AuditLog>> {
+        self.nodes.get(agency)?.running.as_ref()?.audit_log().cloned()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -388,6 +393,17 @@ impl Sandbox {
         Ok(FlagIndexClient::new(channel)
             .max_decoding_message_size(flagnet_server::node::MAX_REQUEST_BYTES)
             .max_encoding_message_size(8 * 1024 * 1024))
+    }
+
+    /// A channel authenticated as the demo person with `role` at `agency`,
+    /// for any service (AuditLog, health).
+    pub async fn channel(&self, agency: &str, role: &str) -> Result<Channel, SandboxError> {
+        let profile = ClientProfile::load(&self.profile_path(agency, role))
+            .map_err(|error| setup("profile")(error.to_string()))?;
+        profile
+            .connect()
+            .await
+            .map_err(|error| setup("connect")(error.to_string()))
     }
 
     /// Stops every node.

@@ -158,8 +158,13 @@ impl FederationGrpc {
         match authenticate(peer, &self.core.federation, &self.core.engine) {
             Ok(caller) => Ok(caller),
             Err(error) => {
-                let record = self.core.audit.begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
-                Err(to_status(self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err()))
+                let record = self
+                    .core
+                    .audit
+                    .begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
+                Err(to_status(
+                    self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err(),
+                ))
             }
         }
     }

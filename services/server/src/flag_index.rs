@@ -93,7 +93,9 @@ pub fn reason(field: &str, value: &str) -> CoreResult<String> {
 }
 
 impl FlagIndexCore {
-    fn require_records_clerk(&self, caller: &Caller) -> CoreResult<()> {
+    /// Refuses anyone but this agency's records clerks; checked before the
+    /// request is even read, so others learn nothing from validation.
+    pub fn require_records_clerk(&self, caller: &Caller) -> CoreResult<()> {
         require_person(caller)?;
         if caller.identity.agency != self.agency {
             return Err(CoreError::PermissionDenied(

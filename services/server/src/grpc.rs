@@ -41,8 +41,13 @@ impl FlagIndexGrpc {
             Ok(caller) => Ok(caller),
             Err(error) => {
                 tracing::warn!(%error, action = action.as_str(), "request refused at authentication");
-                let record = self.core.audit.begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
-                Err(to_status(self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err()))
+                let record = self
+                    .core
+                    .audit
+                    .begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
+                Err(to_status(
+                    self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err(),
+                ))
             }
         }
     }
@@ -167,6 +172,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::PutFlag, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let message = request.into_inner();
             let flag_id = if message.flag_id.is_empty() {
                 None
@@ -192,6 +198,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::GetFlag, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
             let flag = self.core.get_flag(&caller, flag_id).await?;
             record.subject_refs = self.core.audit.subject_refs(&flag.subject_tokens);
@@ -218,6 +225,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::ListFlags, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let message = request.into_inner();
             let after = if message.page_token.is_empty() {
                 None
@@ -249,6 +257,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::RecordConsent, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let consent = convert::new_consent(
                 request.into_inner().consent,
                 self.core.agency.clone(),
@@ -274,6 +283,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::RevokeConsent, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let message = request.into_inner();
             let consent_id = parse_uuid("consent_id", &message.consent_id)?;
             let revocation_reason = reason("reason", &message.reason)?;
@@ -296,6 +306,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::ListConsents, Uuid::new_v4());
         let result = async {
+            self.core.require_records_clerk(&caller)?;
             let flag_id = parse_uuid("flag_id", &request.get_ref().flag_id)?;
             let consents = self.core.list_consents(&caller, flag_id).await?;
             Ok(pb::ListConsentsResponse {

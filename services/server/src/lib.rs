@@ -5,6 +5,7 @@
 //! nodes through [`node::start`].
 #![forbid(unsafe_code)]
 
+pub mod audit_service;
 pub mod audit_trail;
 pub mod breaker;
 pub mod caller;

@@ -2,6 +2,7 @@
 //! [`NodeConfig`], bind the listener, and serve FlagIndex, gRPC health and
 //! server reflection until told to stop. There is no plaintext listener.
 
+use crate::audit_service::AuditLogGrpc;
 use crate::audit_trail::{AuditTrail, watch_audit_health};
 use crate::config::NodeConfig;
 use crate::federation::FederationGrpc;
@@ -14,6 +15,7 @@ use flagnet_audit::{AuditLog, AuditLogConfig, AuditSink, AuditTokenKey, Checkpoi
 use flagnet_core::AgencyId;
 use flagnet_core::{Clock, MatchingKey, Store, SystemClock};
 use flagnet_policy::{DecisionEngine, PolicySource};
+use flagnet_proto::v1::audit_log_server::AuditLogServer;
 use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
 use flagnet_store::{DataKey, SqliteStore};
@@ -279,7 +281,15 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         .add_service(reflection)
         .add_service(flag_index)
         .add_service(federation);
+    let core_for_audit = core.clone();
     let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));
+    let router = match &audit_log {
+        Some(log) => {
+            health_reporter.set_serving::<AuditLogServer<AuditLogGrpc>>().await;
+            router.add_service(AuditLogServer::new(AuditLogGrpc::new(core_for_audit, log.clone())))
+        }
+        None => router,
+    };
     let audit_log_for_task = audit_log.clone();
     let task = tokio::spawn(async move {
         let served = router
