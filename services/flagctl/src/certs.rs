@@ -225,7 +225,11 @@ pub fn run(command: CertsCommand) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn inspect(file: &Path, trust_dir: Option<&Path>, federation: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
+fn inspect(
+    file: &Path,
+    trust_dir: Option<&Path>,
+    federation: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let chain = read_chain(file)?;
     let description = describe_certificate(&chain[0]).map_err(|refusal| format!("{}: {refusal}", file.display()))?;
     let verdict = match trust_dir {
@@ -290,7 +294,12 @@ fn federation_beside(trust_dir: &Path) -> Result<String, Box<dyn std::error::Err
         })
 }
 
-fn inspection_report(file: &Path, description: &CertificateDescription, chain_length: usize, now: OffsetDateTime) -> String {
+fn inspection_report(
+    file: &Path,
+    description: &CertificateDescription,
+    chain_length: usize,
+    now: OffsetDateTime,
+) -> String {
     let identity = match &description.identity {
         Ok(identity) if identity.is_node() => format!("{identity} (the node of agency {})", identity.agency),
         Ok(identity) => format!("{identity} (a person of agency {})", identity.agency),
@@ -303,7 +312,13 @@ fn inspection_report(file: &Path, description: &CertificateDescription, chain_le
     } else {
         "valid now"
     };
-    let list = |items: &[String]| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
     let key_usage: Vec<String> = description.key_usage.iter().map(|usage| (*usage).to_owned()).collect();
     let extended_key_usage = description
         .extended_key_usage
@@ -317,7 +332,11 @@ fn inspection_report(file: &Path, description: &CertificateDescription, chain_le
         ("serial", description.serial.clone()),
         (
             "valid",
-            format!("{} to {} ({validity})", date(description.not_before), date(description.not_after)),
+            format!(
+                "{} to {} ({validity})",
+                date(description.not_before),
+                date(description.not_after)
+            ),
         ),
         ("ca", if description.is_ca { "yes" } else { "no" }.to_owned()),
         ("key usage", list(&key_usage)),

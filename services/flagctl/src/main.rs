@@ -6,6 +6,7 @@
 //! that say what to fix.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod certs;
 mod encounters;
 mod failure;
@@ -48,6 +49,9 @@ enum Command {
     /// Watch encounter alerts (liaisons).
     #[command(subcommand)]
     Alerts(encounters::AlertsCommand),
+    /// Search, verify and export the audit log (auditors).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Make and inspect certificates for a federation.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -66,6 +70,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Flag(command) => records::run_flag(&profile(cli.profile)?, command, json).await,
         Command::Consent(command) => records::run_consent(&profile(cli.profile)?, command, json).await,
         Command::Encounter(command) => encounters::run_encounter(&profile(cli.profile)?, command, json).await,
+        Command::Audit(command) => audit::run(&profile(cli.profile)?, command, json).await,
         Command::Alerts(command) => encounters::run_alerts(&profile(cli.profile)?, command, json).await,
     }
 }

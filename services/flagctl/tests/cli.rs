@@ -231,3 +231,65 @@ async fn an_encounter_reported_at_pulaski_appears_in_a_phelps_liaisons_watch() {
     let _ = watch.wait();
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_searches_verifies_and_exports() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec!["phelps-so".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    seed_demo(&sandbox).await.unwrap();
+    let dispatcher = profile(&sandbox, "dispatcher");
+    let auditor = profile(&sandbox, "auditor");
+    let export = sandbox.dir().join("export.jsonl");
+    let export_path = export.display().to_string();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let lookup = flagctl(&[&["--profile", &dispatcher, "lookup"][..], &LOOKUP[..]].concat());
+        let search = flagctl(&[
+            "--profile",
+            &auditor,
+            "--json",
+            "audit",
+            "search",
+            "--phone",
+            "573-555-0142",
+            "--action",
+            "lookup",
+        ]);
+        let accounting = flagctl(&["--profile", &auditor, "audit", "disclosures", "--phone", "573 555 0142"]);
+        let verify = flagctl(&["--profile", &auditor, "audit", "verify"]);
+        let exported = flagctl(&["--profile", &auditor, "audit", "export", "--output", &export_path]);
+        let refused = flagctl(&["--profile", &dispatcher, "audit", "verify"]);
+        (lookup, search, accounting, verify, exported, refused)
+    })
+    .await
+    .unwrap();
+    let (lookup, search, accounting, verify, exported, refused) = outputs;
+    assert!(lookup.status.success());
+    let found: serde_json::Value = serde_json::from_slice(&search.stdout).expect("json");
+    let records = found["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{found}");
+    assert_eq!(records[0]["record"]["actor_user"], "dispatcher1");
+    assert!(
+        text(&accounting).0.contains("phelps-so/dispatcher1"),
+        "{}",
+        text(&accounting).0
+    );
+    assert!(
+        verify.status.success() && text(&verify).0.contains("the log verifies"),
+        "{}",
+        text(&verify).0
+    );
+    assert!(exported.status.success(), "{}", text(&exported).1);
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert!(lines.lines().count() > 10);
+    for line in lines.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert!(value["record"]["action"].is_string());
+    }
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(text(&refused).1.contains("auditors"), "{}", text(&refused).1);
+    sandbox.shutdown().await;
+}
