@@ -123,13 +123,28 @@ async fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     }
     println!();
     println!("profiles: {root}/profiles/<agency>-<role>.toml; try, in another terminal:");
-    println!(
-        "  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-dispatcher.toml lookup --phone '573-555-0142' --purpose emergency_response --incident CAD-2026-0001"
-    );
-    println!(
-        "  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-liaison.toml lookup --phone '573-555-0142' --purpose crisis_followup --incident CAD-2026-0001"
-    );
-    println!("  cargo run --release --bin flagctl -- --profile {root}/profiles/phelps-so-records_clerk.toml flag list");
+    let flagctl = "cargo run -q --release --bin flagctl --";
+    let profiles = format!("{root}/profiles");
+    for (profile, arguments) in [
+        (
+            "phelps-so-dispatcher",
+            "lookup --phone '573-555-0142' --purpose emergency_response --incident CAD-2026-0001",
+        ),
+        (
+            "phelps-so-liaison",
+            "lookup --phone '573-555-0142' --purpose crisis_followup --incident CAD-2026-0001",
+        ),
+        (
+            "rolla-pd-dispatcher",
+            "lookup --phone '573-555-0142' --purpose emergency_response --incident RPD-2026-0311",
+        ),
+        ("phelps-so-liaison", "alerts watch"),
+        ("phelps-so-records_clerk", "flag list"),
+        ("phelps-so-auditor", "audit search --phone '573-555-0142'"),
+    ] {
+        println!("  {flagctl} --profile {profiles}/{profile}.toml {arguments}");
+    }
+    println!("(README.md has the whole tour, encounters included)");
     println!();
     println!("Ctrl-C stops the demo.");
     shutdown_signal().await;

@@ -47,7 +47,12 @@ fn lookup() -> pb::LookupRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_loses_no_acknowledged_record() {
-    let mut sandbox = Sandbox::start(SandboxOptions { agencies: vec![PHELPS.into()], ..Default::default() }).await.unwrap();
+    let mut sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec![PHELPS.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     seed_demo(&sandbox).await.unwrap();
     sandbox.stop_node(PHELPS).await.unwrap();
     let config = sandbox.node_config_path(PHELPS).unwrap();
@@ -77,7 +82,11 @@ async fn a_killed_node_loses_no_acknowledged_record() {
         worker.await.unwrap();
     }
     let answered = answered.lock().unwrap().clone();
-    assert!(answered.len() > 20, "lookups were answered before the kill ({})", answered.len());
+    assert!(
+        answered.len() > 20,
+        "lookups were answered before the kill ({})",
+        answered.len()
+    );
 
     let mut child = serve(&config);
     wait_until_serving(&sandbox).await;
@@ -108,7 +117,12 @@ async fn a_killed_node_loses_no_acknowledged_record() {
         page_token = page.next_page_token;
     }
     let missing: Vec<&String> = answered.difference(&recorded).collect();
-    assert!(missing.is_empty(), "{} answered lookups have no record, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} answered lookups have no record, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
