@@ -18,6 +18,7 @@ pub mod identifier;
 pub mod identity;
 pub mod normalize;
 pub mod purpose;
+pub mod review;
 pub mod store;
 
 pub use blind_token::{BlindToken, MatchingKey, SubjectKeyKind, SubjectToken};
@@ -30,4 +31,5 @@ pub use flag::{Flag, FlagContent, FlagStatus, NewFlag, TimeBoundBasis};
 pub use identifier::{AgencyId, RoleName, UserId};
 pub use identity::{Identity, Principal};
 pub use purpose::Purpose;
+pub use review::{ReviewItem, ReviewResolution};
 pub use store::{FlagMatch, Store};

@@ -9,6 +9,7 @@ use crate::encounter::{Alert, Encounter};
 use crate::error::CoreResult;
 use crate::flag::{Flag, FlagChange, NewFlag};
 use crate::identifier::AgencyId;
+use crate::review::{ReviewItem, ReviewResolution};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -79,4 +80,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Marks a queued encounter delivered; it is not offered again.
     async fn mark_delivered(&self, encounter_id: Uuid, at: OffsetDateTime) -> CoreResult<()>;
+
+    /// Opens a break-the-glass review item for the owner's privacy officer.
+    async fn add_review_item(&self, item: ReviewItem) -> CoreResult<()>;
+
+    /// Review items of `owner`, oldest first; resolved ones only if asked.
+    async fn review_items(&self, owner: &AgencyId, include_resolved: bool, limit: usize)
+    -> CoreResult<Vec<ReviewItem>>;
+
+    /// Closes a review item of `owner`; closing twice is `FailedPrecondition`.
+    async fn resolve_review_item(
+        &self,
+        owner: &AgencyId,
+        id: Uuid,
+        resolution: ReviewResolution,
+    ) -> CoreResult<ReviewItem>;
 }

@@ -12,6 +12,7 @@ mod encounters;
 mod failure;
 mod lookup;
 mod output;
+mod policy;
 mod records;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,9 @@ enum Command {
     /// Make and inspect certificates for a federation.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Test access policies against their policy tests (privacy officers).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 fn profile(cli_profile: Option<PathBuf>) -> Result<ClientProfile, Failure> {
@@ -72,6 +76,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Encounter(command) => encounters::run_encounter(&profile(cli.profile)?, command, json).await,
         Command::Audit(command) => audit::run(&profile(cli.profile)?, command, json).await,
         Command::Alerts(command) => encounters::run_alerts(&profile(cli.profile)?, command, json).await,
+        Command::Policy(command) => policy::run(command, json).await,
     }
 }
 

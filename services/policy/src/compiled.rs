@@ -38,7 +38,10 @@ pub(crate) enum Action {
 /// The bit of a field class in an effect mask; `flag_records` under
 /// [`Action::MaintainRecords`] uses bit 0.
 pub(crate) fn class_bit(class: FieldClass) -> u8 {
-    let index = FieldClass::ALL.iter().position(|known| *known == class).unwrap_or_default();
+    let index = FieldClass::ALL
+        .iter()
+        .position(|known| *known == class)
+        .unwrap_or_default();
     1 << index
 }
 pub(crate) const RECORDS_BIT: u8 = 1;

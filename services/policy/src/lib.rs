@@ -23,9 +23,9 @@ mod snapshot;
 pub use consent_cover::consent_covers;
 pub use decision::{ClassDecision, DenyReason, Disclosure};
 pub use engine::{Actor, DecisionEngine, Operation};
-pub use rules::{MAX_ROLE_CHAIN_DEPTH, PolicyError, PolicySource, Rule, RuleSet, parse_rules};
 pub use policy_tests::{
     CrossCheck, POLICY_TESTS_HEADER, PolicyTestCase, PolicyTestFailure, PolicyTestOutcome, PolicyTestReport,
     TestedRequest, parse_policy_tests, run_policy_tests, run_policy_tests_on,
 };
+pub use rules::{MAX_ROLE_CHAIN_DEPTH, PolicyError, PolicySource, Rule, RuleSet, parse_rules};
 pub use snapshot::{CasbinAgreement, PolicySnapshot};

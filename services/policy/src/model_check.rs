@@ -54,7 +54,9 @@ pub(crate) fn check_model(model: &DefaultModel) -> Result<MatcherShape, PolicyEr
             return Err(model_error(format!("unexpected section `{section}`")));
         };
         if let Some(extra) = keys.keys().find(|key| !allowed_keys.contains(&key.as_str())) {
-            return Err(model_error(format!("unexpected definition `{extra}` in section `{section}`")));
+            return Err(model_error(format!(
+                "unexpected definition `{extra}` in section `{section}`"
+            )));
         }
     }
     let raw_value = |section: &str, key: &str| -> Result<String, PolicyError> {
@@ -128,9 +130,8 @@ fn check_matcher(matcher: &str) -> Result<(), PolicyError> {
                 .unwrap_or(rest.len());
             let word = &rest[..word_len];
             let is_call = rest[word_len..].trim_start().starts_with('(');
-            let is_attribute = |prefix: &str, fields: &[&str]| {
-                word.strip_prefix(prefix).is_some_and(|field| fields.contains(&field))
-            };
+            let is_attribute =
+                |prefix: &str, fields: &[&str]| word.strip_prefix(prefix).is_some_and(|field| fields.contains(&field));
             if is_call && !ALLOWED_FUNCTIONS.contains(&word) {
                 return Err(model_error(format!(
                     "the matcher may call only g, g2 and g3; found `{word}(`: eval, regexMatch, keyMatch, \
@@ -143,8 +144,7 @@ fn check_matcher(matcher: &str) -> Result<(), PolicyError> {
                 )));
             }
             at += word_len;
-        } else if rest.starts_with("==") || rest.starts_with("!=") || rest.starts_with("&&") || rest.starts_with("||")
-        {
+        } else if rest.starts_with("==") || rest.starts_with("!=") || rest.starts_with("&&") || rest.starts_with("||") {
             at += 2;
         } else if matches!(next, b'!' | b'(' | b')' | b',') {
             at += 1;

@@ -18,7 +18,14 @@ use std::fmt;
 use std::path::Path;
 
 /// The header every policy tests file starts with.
-pub const POLICY_TESTS_HEADER: [&str; 6] = ["role", "actor_agency", "owner_agency", "field_class", "purpose", "expected"];
+pub const POLICY_TESTS_HEADER: [&str; 6] = [
+    "role",
+    "actor_agency",
+    "owner_agency",
+    "field_class",
+    "purpose",
+    "expected",
+];
 
 /// What a row asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +245,11 @@ fn parse_case(line: usize, fields: &[&str]) -> Result<PolicyTestCase, String> {
 }
 
 /// Decides every row against `snapshot`.
-pub fn run_policy_tests_on(snapshot: &PolicySnapshot, cases: &[PolicyTestCase], cross_check: CrossCheck) -> PolicyTestReport {
+pub fn run_policy_tests_on(
+    snapshot: &PolicySnapshot,
+    cases: &[PolicyTestCase],
+    cross_check: CrossCheck,
+) -> PolicyTestReport {
     let outcomes = cases
         .iter()
         .map(|case| {

@@ -266,7 +266,7 @@ fn refuse_functions_and_patterns(line: &str) -> Result<(), String> {
     let named_function = CASBIN_FUNCTIONS
         .iter()
         .find(|name| line.contains(*name))
-        .map(|name| *name);
+        .copied();
     if let Some(function) = call.or(named_function) {
         return Err(format!(
             "rule `{line}`: functions (eval, regexMatch, keyMatch, globMatch, ipMatch and the like) are not \
@@ -374,7 +374,10 @@ mod tests {
 
     fn refusal(row: &str) -> String {
         let error = parse_rules("test.csv", row).unwrap_err().to_string();
-        assert!(error.starts_with("test.csv:1: rule `"), "the error names the file, line and rule: {error}");
+        assert!(
+            error.starts_with("test.csv:1: rule `"),
+            "the error names the file, line and rule: {error}"
+        );
         assert!(error.contains(row.trim()), "the error quotes the rule: {error}");
         error
     }
@@ -411,9 +414,18 @@ mod tests {
     #[test]
     fn refuses_empty_identifiers() {
         assert_refused(&[
-            ("p, , any, same, presence, emergency_response, allow", "must not be empty"),
-            ("p, dispatcher, , same, presence, emergency_response, allow", "must not be empty"),
-            ("p, dispatcher, any, , presence, emergency_response, allow", "must not be empty"),
+            (
+                "p, , any, same, presence, emergency_response, allow",
+                "must not be empty",
+            ),
+            (
+                "p, dispatcher, , same, presence, emergency_response, allow",
+                "must not be empty",
+            ),
+            (
+                "p, dispatcher, any, , presence, emergency_response, allow",
+                "must not be empty",
+            ),
             ("g, , dispatcher, phelps-so", "must not be empty"),
             ("g2, phelps-so,  ", "must not be empty"),
             ("g3, cit_officer, ", "must not be empty"),
@@ -423,7 +435,10 @@ mod tests {
     #[test]
     fn refuses_non_ascii_identifiers() {
         assert_refused(&[
-            ("p, dispätcher, any, same, presence, emergency_response, allow", "must be ASCII"),
+            (
+                "p, dispätcher, any, same, presence, emergency_response, allow",
+                "must be ASCII",
+            ),
             ("g, ălice, dispatcher, phelps-so", "must be ASCII"),
             ("g2, phelps\u{200b}so, south-central-mo", "must be ASCII"),
             ("g2, phelps-so, south-central-mо", "must be ASCII"),
@@ -435,7 +450,10 @@ mod tests {
         let long = "a".repeat(65);
         let just_fits = "a".repeat(64);
         assert_refused(&[
-            (&format!("p, {long}, any, same, presence, emergency_response, allow"), "at most 64"),
+            (
+                &format!("p, {long}, any, same, presence, emergency_response, allow"),
+                "at most 64",
+            ),
             (&format!("g2, {long}, south-central-mo"), "at most 64"),
             (&format!("g, {long}, dispatcher, phelps-so"), "at most 64"),
         ]);
@@ -482,29 +500,63 @@ mod tests {
                 "p, dispatcher, any, keyMatch(r.owner, p.owner), presence, emergency_response, allow",
                 "found `keyMatch(`",
             ),
-            ("p, dispatcher, any, same, globMatch, emergency_response, allow", "found `globMatch`"),
+            (
+                "p, dispatcher, any, same, globMatch, emergency_response, allow",
+                "found `globMatch`",
+            ),
             ("g2, ipMatch, south-central-mo", "found `ipMatch`"),
             ("g3, officer, keyGet2", "found `keyGet`"),
-            ("p, dispatcher, any, same, presence, emergency_response, allow)", "not allowed"),
-            ("p, (dispatcher), any, same, presence, emergency_response, allow", "found `(`"),
+            (
+                "p, dispatcher, any, same, presence, emergency_response, allow)",
+                "not allowed",
+            ),
+            (
+                "p, (dispatcher), any, same, presence, emergency_response, allow",
+                "found `(`",
+            ),
         ]);
     }
 
     #[test]
     fn refuses_patterns_and_wildcards() {
         assert_refused(&[
-            ("p, dispatcher, *, same, presence, emergency_response, allow", "`*` is not allowed"),
-            ("p, dispatcher, any, same, pres?nce, emergency_response, allow", "`?` is not allowed"),
+            (
+                "p, dispatcher, *, same, presence, emergency_response, allow",
+                "`*` is not allowed",
+            ),
+            (
+                "p, dispatcher, any, same, pres?nce, emergency_response, allow",
+                "`?` is not allowed",
+            ),
             ("g2, phelps-so, south-[a-z]*", "`[` is not allowed"),
-            ("p, dispatcher, ^rolla.*$, same, presence, emergency_response, allow", "`^` is not allowed"),
-            ("p, dispatcher, any, same, presence|clinical, emergency_response, allow", "`|` is not allowed"),
-            ("p, dispatcher, any, {owner}, presence, emergency_response, allow", "`{` is not allowed"),
+            (
+                "p, dispatcher, ^rolla.*$, same, presence, emergency_response, allow",
+                "`^` is not allowed",
+            ),
+            (
+                "p, dispatcher, any, same, presence|clinical, emergency_response, allow",
+                "`|` is not allowed",
+            ),
+            (
+                "p, dispatcher, any, {owner}, presence, emergency_response, allow",
+                "`{` is not allowed",
+            ),
         ]);
     }
 
     #[test]
     fn refuses_effects_other_than_exactly_allow_or_deny() {
-        for effect in ["Deny", "ALLOW", "Allow", "permit", "allowed", "\"allow\"", "deny!", "1", "eft"] {
+        for effect in [
+            "Deny",
+            "ALLOW",
+            "Allow",
+            "permit",
+            "allowed",
+            "\"allow\"",
+            "deny!",
+            "1",
+            "eft",
+        ] {
             let row = format!("p, dispatcher, any, same, presence, emergency_response, {effect}");
             let error = refusal(&row);
             assert!(error.contains("exactly `allow` or `deny`"), "{row}: {error}");
@@ -521,12 +573,18 @@ mod tests {
     #[test]
     fn refuses_wrong_field_counts_for_every_rule_type() {
         assert_refused(&[
-            ("p, dispatcher, any, same, presence, emergency_response", "has 7 fields, found 6"),
+            (
+                "p, dispatcher, any, same, presence, emergency_response",
+                "has 7 fields, found 6",
+            ),
             (
                 "p, dispatcher, any, same, presence, emergency_response, allow, extra",
                 "has 7 fields, found 8",
             ),
-            ("p, dispatcher, any, same, presence, emergency_response, allow,", "has 7 fields, found 8"),
+            (
+                "p, dispatcher, any, same, presence, emergency_response, allow,",
+                "has 7 fields, found 8",
+            ),
             ("g, alice, dispatcher", "has 4 fields, found 3"),
             ("g, alice, dispatcher, phelps-so, extra", "has 4 fields, found 5"),
             ("g2, phelps-so", "has 3 fields, found 2"),
@@ -540,35 +598,66 @@ mod tests {
     fn refuses_unknown_rule_types_field_classes_and_purposes() {
         assert_refused(&[
             ("g4, a, b", "unknown rule type"),
-            ("P, dispatcher, any, same, presence, emergency_response, allow", "unknown rule type"),
-            ("p, dispatcher, any, same, diagnosis, emergency_response, allow", "field class"),
-            ("p, dispatcher, any, same, presence, curiosity, allow", "unknown purpose"),
-            ("p, dispatcher, any, same, flag_records, emergency_response, allow", "field class"),
-            ("p, dispatcher, any, same, presence, records_maintenance, allow", "unknown purpose"),
+            (
+                "P, dispatcher, any, same, presence, emergency_response, allow",
+                "unknown rule type",
+            ),
+            (
+                "p, dispatcher, any, same, diagnosis, emergency_response, allow",
+                "field class",
+            ),
+            (
+                "p, dispatcher, any, same, presence, curiosity, allow",
+                "unknown purpose",
+            ),
+            (
+                "p, dispatcher, any, same, flag_records, emergency_response, allow",
+                "field class",
+            ),
+            (
+                "p, dispatcher, any, same, presence, records_maintenance, allow",
+                "unknown purpose",
+            ),
         ]);
     }
 
     #[test]
     fn refuses_deep_and_cyclic_role_chains_naming_the_rule() {
         let chain = |links: usize| -> String { (0..links).map(|i| format!("g3, r{i}, r{}\n", i + 1)).collect() };
-        let too_deep = check_chains(&parse_rules("t", &chain(10)).unwrap()).unwrap_err().to_string();
+        let too_deep = check_chains(&parse_rules("t", &chain(10)).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(too_deep.contains("rule `g3, r0, r1`"), "{too_deep}");
         assert!(too_deep.contains("10 links deep"), "{too_deep}");
         check_chains(&parse_rules("t", &chain(MAX_ROLE_CHAIN_DEPTH)).unwrap()).unwrap();
-        let cycle = check_chains(&parse_rules("t", "g3, a, b\ng3, b, a").unwrap()).unwrap_err().to_string();
-        assert!(cycle.contains("role cycle") && cycle.contains("rule `g3, a, b`"), "{cycle}");
-        let self_loop = check_chains(&parse_rules("t", "g3, a, a").unwrap()).unwrap_err().to_string();
+        let cycle = check_chains(&parse_rules("t", "g3, a, b\ng3, b, a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            cycle.contains("role cycle") && cycle.contains("rule `g3, a, b`"),
+            "{cycle}"
+        );
+        let self_loop = check_chains(&parse_rules("t", "g3, a, a").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(self_loop.contains("cycle"), "{self_loop}");
     }
 
     #[test]
     fn refuses_deep_and_cyclic_region_chains() {
         let chain: String = (0..10).map(|i| format!("g2, a{i}, a{}\n", i + 1)).collect();
-        let error = check_chains(&parse_rules("t", &chain).unwrap()).unwrap_err().to_string();
-        assert!(error.contains("region chain") && error.contains("rule `g2, a0, a1`"), "{error}");
+        let error = check_chains(&parse_rules("t", &chain).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("region chain") && error.contains("rule `g2, a0, a1`"),
+            "{error}"
+        );
         let nine: String = (0..9).map(|i| format!("g2, a{i}, a{}\n", i + 1)).collect();
         check_chains(&parse_rules("t", &nine).unwrap()).unwrap();
-        let cycle = check_chains(&parse_rules("t", "g2, x, y\ng2, y, x").unwrap()).unwrap_err().to_string();
+        let cycle = check_chains(&parse_rules("t", "g2, x, y\ng2, y, x").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(cycle.contains("region cycle"), "{cycle}");
     }
 

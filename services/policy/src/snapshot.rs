@@ -222,7 +222,14 @@ impl PolicySnapshot {
 
     /// Casbin's own answer for one request, bypassing the decision table:
     /// slow (it scans every rule); for policy tests and verification only.
-    pub fn casbin_allows(&self, role: &RoleName, actor: &AgencyId, owner: &AgencyId, object: &str, purpose: &str) -> bool {
+    pub fn casbin_allows(
+        &self,
+        role: &RoleName,
+        actor: &AgencyId,
+        owner: &AgencyId,
+        object: &str,
+        purpose: &str,
+    ) -> bool {
         self.enforce(role.as_str(), actor.as_str(), owner.as_str(), object, purpose)
     }
 
@@ -235,7 +242,9 @@ impl PolicySnapshot {
     /// The effect bits one role gets from the table.
     fn table_allows(&self, role: &RoleName, actor: &AgencyId, owner: &AgencyId, action: Action) -> u8 {
         match &self.table {
-            DecisionTable::Compiled(compiled) => compiled.allowed(role.as_str(), actor.as_str(), owner.as_str(), action),
+            DecisionTable::Compiled(compiled) => {
+                compiled.allowed(role.as_str(), actor.as_str(), owner.as_str(), action)
+            }
             DecisionTable::Enumerated {
                 precomputed,
                 records_maintainers,
@@ -391,7 +400,7 @@ impl PolicySnapshot {
             let role = &roles[index / (agencies.len() * agencies.len())];
             let actor = &agencies[index / agencies.len() % agencies.len()];
             let owner = &agencies[index % agencies.len()];
-            if stride > 1 && spread(index) % stride != 0 {
+            if stride > 1 && !spread(index).is_multiple_of(stride) {
                 agreement.skipped += per_tuple;
                 continue;
             }
@@ -608,7 +617,12 @@ mod tests {
         assert!(!snapshot.enforce("liaison", "\u{e9}-agency", "xa", "presence", "emergency_response"));
         let logged = logs.take();
         assert!(logged.contains("ERROR") && logged.contains("panicked"), "{logged}");
-        let elsewhere = snapshot.allowed_classes(&[role("liaison")], &agency("xa"), &agency("xa"), Purpose::EmergencyResponse);
+        let elsewhere = snapshot.allowed_classes(
+            &[role("liaison")],
+            &agency("xa"),
+            &agency("xa"),
+            Purpose::EmergencyResponse,
+        );
         assert_eq!(elsewhere.iter().collect::<Vec<_>>(), vec![FieldClass::Presence]);
     }
 
@@ -671,14 +685,31 @@ mod tests {
     async fn agencies_named_like_position_words_get_nothing() {
         let rules = RuleSet {
             model: DEFAULT_MODEL.to_owned(),
-            rules: vec![permission("dispatcher", "any", "same", "presence", "emergency_response")],
+            rules: vec![permission(
+                "dispatcher",
+                "any",
+                "same",
+                "presence",
+                "emergency_response",
+            )],
         };
         let snapshot = PolicySnapshot::build(rules, &[]).await.unwrap();
         let dispatcher = [role("dispatcher")];
-        let own = snapshot.allowed_classes(&dispatcher, &agency("rolla-pd"), &agency("rolla-pd"), Purpose::EmergencyResponse);
+        let own = snapshot.allowed_classes(
+            &dispatcher,
+            &agency("rolla-pd"),
+            &agency("rolla-pd"),
+            Purpose::EmergencyResponse,
+        );
         assert!(own.contains(FieldClass::Presence));
-        for (actor, owner) in [("same", "rolla-pd"), ("rolla-pd", "same"), ("any", "any"), ("same", "same")] {
-            let allowed = snapshot.allowed_classes(&dispatcher, &agency(actor), &agency(owner), Purpose::EmergencyResponse);
+        for (actor, owner) in [
+            ("same", "rolla-pd"),
+            ("rolla-pd", "same"),
+            ("any", "any"),
+            ("same", "same"),
+        ] {
+            let allowed =
+                snapshot.allowed_classes(&dispatcher, &agency(actor), &agency(owner), Purpose::EmergencyResponse);
             assert!(allowed.is_empty(), "{actor} asking about {owner}");
         }
     }

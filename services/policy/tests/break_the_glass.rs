@@ -88,11 +88,19 @@ async fn outside_the_region_there_is_no_break_the_glass() {
     let engine = default_engine().await;
     let phelps_flag = active_flag("phelps-so");
     let boone_flag = active_flag("boone-so");
-    for (asking, flag) in [("boone-so", &phelps_flag), ("phelps-so", &boone_flag), ("boone-so", &boone_flag)] {
+    for (asking, flag) in [
+        ("boone-so", &phelps_flag),
+        ("phelps-so", &boone_flag),
+        ("boone-so", &boone_flag),
+    ] {
         for role in ["liaison", "cit_officer"] {
             let person = actor(asking, &[role]);
             let disclosure = engine.decide(&person, Purpose::EmergencyOverride, flag, &[], NOW);
-            assert!(disclosure.allowed().is_empty(), "{role} at {asking} on a {} flag", flag.owner);
+            assert!(
+                disclosure.allowed().is_empty(),
+                "{role} at {asking} on a {} flag",
+                flag.owner
+            );
             assert!(!disclosure.is_override());
         }
     }
@@ -121,7 +129,12 @@ async fn a_revoked_or_narrow_consent_does_not_stop_break_the_glass() {
 async fn the_lifecycle_still_applies_to_break_the_glass() {
     let engine = default_engine().await;
     let liaison = actor("rolla-pd", &["liaison"]);
-    for status in [FlagStatus::Lapsed, FlagStatus::Unverified, FlagStatus::Revoked, FlagStatus::Archived] {
+    for status in [
+        FlagStatus::Lapsed,
+        FlagStatus::Unverified,
+        FlagStatus::Revoked,
+        FlagStatus::Archived,
+    ] {
         let mut flag = active_flag("phelps-so");
         flag.status = status;
         let disclosure = engine.decide(&liaison, Purpose::EmergencyOverride, &flag, &[], NOW);
@@ -146,13 +159,28 @@ async fn the_lifecycle_still_applies_to_break_the_glass() {
 async fn ordinary_purposes_are_never_marked_as_overrides() {
     let engine = default_engine().await;
     let flag = active_flag("phelps-so");
-    let consents = [consent(&flag, &["south-central-mo"], &["liaison", "officer"], &FieldClass::ALL)];
-    for purpose in [Purpose::EmergencyResponse, Purpose::WelfareCheck, Purpose::CrisisFollowup] {
+    let consents = [consent(
+        &flag,
+        &["south-central-mo"],
+        &["liaison", "officer"],
+        &FieldClass::ALL,
+    )];
+    for purpose in [
+        Purpose::EmergencyResponse,
+        Purpose::WelfareCheck,
+        Purpose::CrisisFollowup,
+    ] {
         for person in [actor("phelps-so", &["liaison"]), actor("rolla-pd", &["cit_officer"])] {
             let disclosure = engine.decide(&person, purpose, &flag, &consents, NOW);
             assert!(!disclosure.is_override(), "{purpose}");
         }
     }
-    let without_consent = engine.decide(&actor("phelps-so", &["liaison"]), Purpose::CrisisFollowup, &flag, &[], NOW);
+    let without_consent = engine.decide(
+        &actor("phelps-so", &["liaison"]),
+        Purpose::CrisisFollowup,
+        &flag,
+        &[],
+        NOW,
+    );
     assert_eq!(without_consent, Disclosure::denied_all(DenyReason::NoConsent));
 }

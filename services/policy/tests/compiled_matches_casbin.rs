@@ -7,7 +7,12 @@ use flagnet_policy::{PolicySnapshot, RuleSet, parse_rules};
 
 const MODEL: &str = include_str!("../../../policies/model.conf");
 const CLASSES: [&str; 6] = ["presence", "response", "safety", "contacts", "clinical", "identity"];
-const PURPOSES: [&str; 4] = ["emergency_response", "welfare_check", "crisis_followup", "emergency_override"];
+const PURPOSES: [&str; 4] = [
+    "emergency_response",
+    "welfare_check",
+    "crisis_followup",
+    "emergency_override",
+];
 
 /// A small deterministic generator (xorshift64*), so a failure names its seed.
 struct Random(u64);

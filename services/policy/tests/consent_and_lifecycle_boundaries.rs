@@ -37,9 +37,7 @@ fn summary(disclosures: &[Disclosure; 3]) -> [Result<Vec<FieldClass>, DenyReason
         if disclosure.discloses_presence() {
             Ok(disclosure.allowed().iter().collect())
         } else {
-            Err(match disclosure.withheld()[0].1 {
-                reason => reason,
-            })
+            Err(disclosure.withheld()[0].1)
         }
     })
 }
@@ -66,7 +64,13 @@ async fn a_consent_ends_at_valid_until_exclusive() {
     let flag = active_flag("phelps-so");
     let mut grant = consent(&flag, &["south-central-mo"], &["dispatcher"], &FieldClass::ALL);
     grant.valid_until = Some(datetime!(2026-09-30 17:00 UTC));
-    let decisions = presence_at(&engine, &clock, &flag, &[grant], around(datetime!(2026-09-30 17:00 UTC)));
+    let decisions = presence_at(
+        &engine,
+        &clock,
+        &flag,
+        &[grant],
+        around(datetime!(2026-09-30 17:00 UTC)),
+    );
     assert_eq!(
         summary(&decisions),
         [shown(), Err(DenyReason::NoConsent), Err(DenyReason::NoConsent)]
@@ -192,6 +196,10 @@ async fn the_lifecycle_is_judged_before_consent() {
     let decisions = presence_at(&engine, &clock, &flag, &[], around(datetime!(2026-03-05 12:00 UTC)));
     assert_eq!(
         summary(&decisions),
-        [Err(DenyReason::NoConsent), Err(DenyReason::Lifecycle), Err(DenyReason::Lifecycle)]
+        [
+            Err(DenyReason::NoConsent),
+            Err(DenyReason::Lifecycle),
+            Err(DenyReason::Lifecycle)
+        ]
     );
 }

@@ -17,7 +17,9 @@ fn cases_file() -> PathBuf {
 
 #[tokio::test]
 async fn the_default_policy_passes_its_policy_tests_in_both_engines() {
-    let report = run_policy_tests(&policies(), &cases_file()).await.expect("policy and tests load");
+    let report = run_policy_tests(&policies(), &cases_file())
+        .await
+        .expect("policy and tests load");
     let failures: Vec<String> = report.failures().iter().map(ToString::to_string).collect();
     assert!(failures.is_empty(), "policy tests failed:\n{}", failures.join("\n"));
     assert!(report.outcomes.iter().all(|outcome| outcome.casbin.is_some()));
@@ -143,14 +145,38 @@ async fn a_failing_row_is_reported_with_its_line_request_expectation_and_result(
 fn a_bad_tests_file_is_refused_naming_the_line() {
     let header = "role,actor_agency,owner_agency,field_class,purpose,expected\n";
     for (text, expected) in [
-        ("dispatcher,rolla-pd,phelps-so,presence,emergency_response,allow\n", "1: the first row must be the header"),
-        (&format!("{header}dispatcher,rolla-pd,phelps-so,presence,emergency_response\n") as &str, "2: row `"),
-        (&format!("{header}dispatcher,rolla-pd,phelps-so,presence,emergency_response,Allow\n"), "exactly `allow` or `deny`"),
-        (&format!("{header}dispatcher,rolla-pd,phelps-so,diagnosis,emergency_response,allow\n"), "field class"),
-        (&format!("{header}dispatcher,rolla-pd,phelps-so,presence,curiosity,allow\n"), "unknown purpose"),
-        (&format!("{header}dispatcher,DEFAULT,phelps-so,presence,emergency_response,allow\n"), "reserved"),
-        (&format!("{header}dispätcher,rolla-pd,phelps-so,presence,emergency_response,allow\n"), "not allowed"),
-        (&format!("{header}dispatcher,rolla-pd,phelps-so,flag_records,emergency_response,allow\n"), "goes only with"),
+        (
+            "dispatcher,rolla-pd,phelps-so,presence,emergency_response,allow\n",
+            "1: the first row must be the header",
+        ),
+        (
+            &format!("{header}dispatcher,rolla-pd,phelps-so,presence,emergency_response\n") as &str,
+            "2: row `",
+        ),
+        (
+            &format!("{header}dispatcher,rolla-pd,phelps-so,presence,emergency_response,Allow\n"),
+            "exactly `allow` or `deny`",
+        ),
+        (
+            &format!("{header}dispatcher,rolla-pd,phelps-so,diagnosis,emergency_response,allow\n"),
+            "field class",
+        ),
+        (
+            &format!("{header}dispatcher,rolla-pd,phelps-so,presence,curiosity,allow\n"),
+            "unknown purpose",
+        ),
+        (
+            &format!("{header}dispatcher,DEFAULT,phelps-so,presence,emergency_response,allow\n"),
+            "reserved",
+        ),
+        (
+            &format!("{header}dispätcher,rolla-pd,phelps-so,presence,emergency_response,allow\n"),
+            "not allowed",
+        ),
+        (
+            &format!("{header}dispatcher,rolla-pd,phelps-so,flag_records,emergency_response,allow\n"),
+            "goes only with",
+        ),
         ("# only a comment\n", "no header"),
     ] {
         let error = parse_policy_tests("t.csv", text).unwrap_err().to_string();

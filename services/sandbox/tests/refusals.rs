@@ -92,7 +92,10 @@ async fn callers_without_a_trusted_person_certificate_cannot_call() {
     anonymous.alpn_protocols = vec![b"h2".to_vec()];
     let mut client = FlagIndexClient::new(channel_with(&sandbox, Arc::new(anonymous)).await);
     let status = client.lookup(lookup_request("573-555-0142")).await.unwrap_err();
-    assert!(matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled), "{status:?}");
+    assert!(
+        matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled),
+        "{status:?}"
+    );
 
     // a certificate from another federation's CA claiming the same agency and user
     let foreign_dir = tempfile::tempdir().unwrap();
@@ -110,7 +113,10 @@ async fn callers_without_a_trusted_person_certificate_cannot_call() {
     .unwrap();
     let mut client = FlagIndexClient::new(channel_with(&sandbox, config).await);
     let status = client.lookup(lookup_request("573-555-0142")).await.unwrap_err();
-    assert!(matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled), "{status:?}");
+    assert!(
+        matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled),
+        "{status:?}"
+    );
 
     // the node's own identity may not use the person-facing service
     let node = sandbox.federation().issue_node(&phelps()).unwrap();

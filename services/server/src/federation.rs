@@ -107,6 +107,14 @@ impl FlagIndexCore {
             roles,
         };
         let decided = self.decide_flags(&actor, &tokens, purpose).await?;
+        self.open_reviews(
+            record.request_id,
+            &actor,
+            &decided,
+            record.override_reason.as_deref(),
+            &message.incident_id,
+        )
+        .await?;
         record_disclosures(record, &decided);
         tracing::info!(
             request_id = %message.request_id,

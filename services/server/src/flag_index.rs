@@ -8,12 +8,12 @@ use crate::caller::{Caller, require_person};
 use crate::convert::{FlagDraft, MAX_INCIDENT_ID_LEN};
 use crate::peers::{FanOutQuery, PeerOutcome, PeerSet};
 use flagnet_audit::{AuditOutcome, AuditRecord};
-use flagnet_core::Alert;
 use flagnet_core::flag::check_text;
 use flagnet_core::{
     AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store,
     SubjectKeyKind, SubjectToken,
 };
+use flagnet_core::{Alert, ReviewItem};
 use flagnet_policy::{Actor, DecisionEngine, Disclosure, Operation};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -151,6 +151,41 @@ impl FlagIndexCore {
             .collect())
     }
 
+    /// Opens a review item for every flag disclosed by break-the-glass; the
+    /// answer waits for them, so no override goes unreviewed.
+    pub async fn open_reviews(
+        &self,
+        request_id: Uuid,
+        actor: &Actor,
+        decided: &[DisclosedFlag],
+        override_reason: Option<&str>,
+        incident_id: &str,
+    ) -> CoreResult<()> {
+        for found in decided.iter().filter(|found| found.disclosure.is_override()) {
+            let actor_user = actor
+                .user
+                .clone()
+                .ok_or_else(|| CoreError::PermissionDenied("break-the-glass needs a person".into()))?;
+            let item = ReviewItem {
+                id: Uuid::new_v4(),
+                request_id,
+                owner: found.flag.owner.clone(),
+                flag_id: found.flag.id,
+                actor_agency: actor.agency.clone(),
+                actor_user,
+                actor_roles: actor.roles.clone(),
+                field_classes: found.disclosure.allowed().iter().collect(),
+                reason: override_reason.unwrap_or_default().to_owned(),
+                incident_id: incident_id.to_owned(),
+                created_at: self.clock.now(),
+                resolution: None,
+            };
+            self.store.add_review_item(item).await?;
+            tracing::warn!(%request_id, flag_id = %found.flag.id, actor_agency = %actor.agency, "break-the-glass disclosure opened a review item");
+        }
+        Ok(())
+    }
+
     /// Finds the subject's flags at this node and, unless the lookup is
     /// local, at every peer, all at once and within `deadline`. The record
     /// of this node's own part is made durable while the peers work (each
@@ -191,6 +226,18 @@ impl FlagIndexCore {
                 Ok(matches) => matches,
                 Err(error) => return Err(LookupFailure::NotAudited(error, record)),
             };
+            if let Err(error) = self
+                .open_reviews(
+                    request_id,
+                    &actor,
+                    &matches,
+                    query.override_reason.as_deref(),
+                    &query.incident_id,
+                )
+                .await
+            {
+                return Err(LookupFailure::NotAudited(error, record));
+            }
             record_disclosures(&mut record, &matches);
             record.outcome = AuditOutcome::Ok;
             record.grpc_code = 0;

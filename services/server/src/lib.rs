@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod incoming;
 pub mod node;
 pub mod peers;
+pub mod policy_admin;
 pub mod status;
 pub mod tls_reload;
 

@@ -10,6 +10,7 @@ use crate::flag_index::FlagIndexCore;
 use crate::grpc::FlagIndexGrpc;
 use crate::incoming::{ListenerLimits, accept_tls};
 use crate::peers::PeerSet;
+use crate::policy_admin::PolicyAdminGrpc;
 use crate::tls_reload::{ReloadTask, TrustReload, trust_paths};
 use flagnet_audit::{AuditLog, AuditLogConfig, AuditSink, AuditTokenKey, CheckpointSigner};
 use flagnet_core::AgencyId;
@@ -18,6 +19,7 @@ use flagnet_policy::{DecisionEngine, PolicySource};
 use flagnet_proto::v1::audit_log_server::AuditLogServer;
 use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
+use flagnet_proto::v1::policy_admin_server::PolicyAdminServer;
 use flagnet_store::{DataKey, SqliteStore};
 use flagnet_trust::bundle::TrustBundle;
 use flagnet_trust::events::{LogSink, TrustEventSink};
@@ -252,6 +254,9 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<FlagIndexServer<FlagIndexGrpc>>().await;
     health_reporter.set_serving::<FederationServer<FederationGrpc>>().await;
+    health_reporter
+        .set_serving::<PolicyAdminServer<PolicyAdminGrpc>>()
+        .await;
     let audit_health = watch_audit_health(
         audit_sink.health(),
         health_reporter.clone(),
@@ -280,7 +285,8 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(flag_index)
-        .add_service(federation);
+        .add_service(federation)
+        .add_service(PolicyAdminServer::new(PolicyAdminGrpc::new(core.clone())));
     let core_for_audit = core.clone();
     let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));
     let router = match &audit_log {

@@ -58,6 +58,7 @@ macro_rules! store_conformance_tests {
             invalid_inputs_are_refused_and_change_nothing,
             alerts_are_idempotent_and_ordered_by_cursor,
             deliveries_are_queued_once_until_delivered,
+            review_items_open_resolve_once_and_stay_per_owner,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -1042,6 +1043,58 @@ pub async fn deliveries_are_queued_once_until_delivered(store: &dyn Store) {
     assert!(pending.iter().all(|queued| queued.id != encounter.id));
     assert!(matches!(
         store.mark_delivered(encounter.id, t(4)).await,
+        Err(CoreError::NotFound(_))
+    ));
+}
+
+/// Break-the-glass review items: open, listed per owner, resolved once.
+pub async fn review_items_open_resolve_once_and_stay_per_owner(store: &dyn Store) {
+    let scene = Scene::new();
+    let flag = create(store, scene.flag(&scene.owner, &Subject::jordan()), T0).await;
+    let item = flagnet_core::ReviewItem {
+        id: Uuid::new_v4(),
+        request_id: Uuid::new_v4(),
+        owner: scene.owner.clone(),
+        flag_id: flag.id,
+        actor_agency: scene.neighbour.clone(),
+        actor_user: flagnet_core::UserId::parse("liaison1").expect("user"),
+        actor_roles: vec![RoleName::parse("liaison").expect("role")],
+        field_classes: vec![FieldClass::Presence, FieldClass::Clinical],
+        reason: "subject threatening to jump from the bridge; crisis plan needed".into(),
+        incident_id: "CAD-9".into(),
+        created_at: t(1),
+        resolution: None,
+    };
+    expect_ok(store.add_review_item(item.clone()).await, "add_review_item");
+    let open = expect_ok(store.review_items(&scene.owner, false, 100).await, "review_items");
+    assert_eq!(open, vec![item.clone()]);
+    assert!(expect_ok(store.review_items(&scene.neighbour, true, 100).await, "review_items").is_empty());
+    let resolution = flagnet_core::ReviewResolution {
+        at: t(2),
+        by: "spiffe://flagnet.test/agency/x/user/privacy_officer1".into(),
+        justified: true,
+        note: "override justified: documented emergency".into(),
+    };
+    let resolved = expect_ok(
+        store
+            .resolve_review_item(&scene.owner, item.id, resolution.clone())
+            .await,
+        "resolve",
+    );
+    assert_eq!(resolved.resolution, Some(resolution.clone()));
+    assert!(expect_ok(store.review_items(&scene.owner, false, 100).await, "review_items").is_empty());
+    assert_eq!(
+        expect_ok(store.review_items(&scene.owner, true, 100).await, "review_items"),
+        vec![resolved]
+    );
+    assert!(matches!(
+        store
+            .resolve_review_item(&scene.owner, item.id, resolution.clone())
+            .await,
+        Err(CoreError::FailedPrecondition(_))
+    ));
+    assert!(matches!(
+        store.resolve_review_item(&scene.neighbour, item.id, resolution).await,
         Err(CoreError::NotFound(_))
     ));
 }

@@ -22,8 +22,8 @@ use flagnet_core::consent::Revocation;
 use flagnet_core::flag::{FlagChange, check_text};
 use flagnet_core::{
     AgencyId, Alert, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult,
-    Encounter, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, Store, SubjectKeyKind, SubjectToken,
-    TimeBoundBasis,
+    Encounter, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, ReviewItem, ReviewResolution, Store,
+    SubjectKeyKind, SubjectToken, TimeBoundBasis,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
@@ -592,6 +592,15 @@ fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
 }
 
 const ALERTS: &str = "alerts";
+const REVIEW_ITEMS: &str = "review_items";
+
+fn review_binding(id: &str, owner: &str, created_at: i64, resolved_at: Option<i64>) -> RowBinding {
+    RowBinding::new(REVIEW_ITEMS, id)
+        .text(owner)
+        .integer(created_at)
+        .optional_integer(resolved_at)
+}
+
 const OUTBOX: &str = "outbox";
 
 fn alert_binding(encounter_id: &str, owner: &str, flag_id: &str, received_at: i64) -> RowBinding {
@@ -1273,6 +1282,119 @@ impl Store for SqliteStore {
                     return Err(CoreError::NotFound("queued encounter".into()));
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn add_review_item(&self, item: ReviewItem) -> CoreResult<()> {
+        const OPERATION: &str = "add_review_item";
+        check_required_text("review.reason", &item.reason)?;
+        if item.resolution.is_some() {
+            return Err(CoreError::invalid("review.resolution", "a new review item is open"));
+        }
+        let created_at = instant_to_sql("review.created_at", item.created_at)?;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let id = item.id.to_string();
+                let binding = review_binding(&id, item.owner.as_str(), created_at, None);
+                let sealed = sealer.seal(&binding, &item)?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO review_items (id, owner, created_at, resolved_at, sealed) VALUES (?1, ?2, ?3, NULL, ?4)",
+                    )
+                    .and_then(|mut statement| statement.execute(params![id, item.owner.as_str(), created_at, sealed]))
+                    .map_err(sql_error(OPERATION))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn review_items(
+        &self,
+        owner: &AgencyId,
+        include_resolved: bool,
+        limit: usize,
+    ) -> CoreResult<Vec<ReviewItem>> {
+        const OPERATION: &str = "review_items";
+        let owner = owner.as_str().to_owned();
+        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(
+                        "SELECT id, owner, created_at, resolved_at, sealed FROM review_items \
+                         WHERE owner = ?1 AND (?2 OR resolved_at IS NULL) ORDER BY created_at, id LIMIT ?3",
+                    )
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![owner, include_resolved, limit], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                            row.get::<_, Vec<u8>>(4)?,
+                        ))
+                    })
+                    .map_err(&sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&sql)?;
+                rows.into_iter()
+                    .map(|(id, owner, created_at, resolved_at, sealed)| {
+                        sealer.open::<ReviewItem>(&review_binding(&id, &owner, created_at, resolved_at), &sealed)
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn resolve_review_item(
+        &self,
+        owner: &AgencyId,
+        id: Uuid,
+        resolution: ReviewResolution,
+    ) -> CoreResult<ReviewItem> {
+        const OPERATION: &str = "resolve_review_item";
+        resolution.validate()?;
+        let resolved_at = instant_to_sql("review.resolved_at", resolution.at)?;
+        let owner = owner.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let id_text = id.to_string();
+                let row = transaction
+                    .prepare_cached(
+                        "SELECT created_at, resolved_at, sealed FROM review_items WHERE id = ?1 AND owner = ?2",
+                    )
+                    .map_err(&sql)?
+                    .query_row(params![id_text, owner], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, Option<i64>>(1)?,
+                            row.get::<_, Vec<u8>>(2)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(&sql)?;
+                let Some((created_at, previous, sealed)) = row else {
+                    return Err(CoreError::NotFound("review item".into()));
+                };
+                let mut item: ReviewItem =
+                    sealer.open(&review_binding(&id_text, &owner, created_at, previous), &sealed)?;
+                if previous.is_some() || item.resolution.is_some() {
+                    return Err(CoreError::FailedPrecondition("review item already resolved".into()));
+                }
+                item.resolution = Some(resolution);
+                let sealed = sealer.seal(&review_binding(&id_text, &owner, created_at, Some(resolved_at)), &item)?;
+                transaction
+                    .prepare_cached("UPDATE review_items SET resolved_at = ?2, sealed = ?3 WHERE id = ?1")
+                    .and_then(|mut statement| statement.execute(params![id_text, resolved_at, sealed]))
+                    .map_err(&sql)?;
+                Ok(item)
             })
             .await
     }

@@ -193,7 +193,10 @@ impl MemorySink {
 
     /// Every event recorded so far, oldest first.
     pub fn events(&self) -> Vec<TrustEvent> {
-        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 

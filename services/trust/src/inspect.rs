@@ -110,7 +110,8 @@ pub fn describe_certificate(der: &[u8]) -> std::result::Result<CertificateDescri
             (usage.ocsp_signing, "OCSPSigning"),
         ]
         .into_iter()
-        .filter_map(|(present, name)| present.then(|| name.to_owned()))
+        .filter(|(present, _)| *present)
+        .map(|(_, name)| name.to_owned())
         .collect();
         purposes.extend(usage.other.iter().map(|oid| oid.to_id_string()));
         purposes
@@ -281,7 +282,9 @@ mod tests {
         assert_eq!(verdict.as_client, Ok(()));
         assert_eq!(
             verdict.as_server,
-            Some(Err(CertificateRefusal::MissingExtendedKeyUsage(ExtendedPurpose::ServerAuth)))
+            Some(Err(CertificateRefusal::MissingExtendedKeyUsage(
+                ExtendedPurpose::ServerAuth
+            )))
         );
         assert!(!verdict.accepted());
     }

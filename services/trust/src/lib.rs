@@ -29,11 +29,11 @@ pub mod verifier;
 mod tests;
 
 pub use bundle::{AgencyTrust, TrustBundle};
-/// The certificate types of this crate's API.
-pub use rustls_pki_types;
 pub use error::{CertificateRefusal, ExtendedPurpose, Result, TrustError};
 pub use identity::{fingerprint_sha256, identity_from_certificate};
 pub use pki::{AgencyListing, CertificateRecord, CrlInfo, FederationDir, IssueOptions, IssuedCertificate, Revocation};
+/// The certificate types of this crate's API.
+pub use rustls_pki_types;
 pub use tls::{PeerCertificateInfo, client_config, peer_certificate_info, peer_identity, server_config};
 pub use verifier::{
     AgencyClientVerifier, AgencyServerVerifier, ExpectedServer, RefusedCertificate, capture_client_refusal, refusal_of,

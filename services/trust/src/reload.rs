@@ -29,21 +29,23 @@
 //! node's; this module only says what changed and whether it loads.
 
 use crate::bundle::{FileContents, TrustBundle, TrustDirFiles};
+use crate::error::CertificateRefusal;
 use crate::error::{Result, TrustError};
 use crate::events::{TrustEvent, TrustReloadRefused, TrustReloaded};
 use crate::identity::{LeafCertificate, fingerprint_sha256, parse_certificate};
 use crate::pki::build::serial_text;
-use crate::error::CertificateRefusal;
-use crate::tls::{NodeCertificate, build_dynamic_client_config, build_server_config, crypto_provider, node_server_config};
+use crate::tls::{
+    NodeCertificate, build_dynamic_client_config, build_server_config, crypto_provider, node_server_config,
+};
 use crate::verifier::{AgencyClientVerifier, AgencyServerVerifier, ExpectedServer};
+use arc_swap::ArcSwap;
+use flagnet_core::{AgencyId, Identity};
+use rustls::ServerConfig;
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
-use arc_swap::ArcSwap;
-use flagnet_core::{AgencyId, Identity};
-use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -454,7 +456,8 @@ fn peer_verifiers(bundle: &TrustBundle) -> Result<BTreeMap<AgencyId, Arc<AgencyS
     bundle
         .agencies()
         .map(|agency| {
-            let verifier = AgencyServerVerifier::new(bundle, ExpectedServer::Agency(agency.clone()), crypto_provider())?;
+            let verifier =
+                AgencyServerVerifier::new(bundle, ExpectedServer::Agency(agency.clone()), crypto_provider())?;
             Ok((agency.clone(), Arc::new(verifier)))
         })
         .collect()
@@ -573,4 +576,3 @@ fn changed_files(before: &FileDigests, after: &FileDigests) -> Vec<PathBuf> {
         .cloned()
         .collect()
 }
-

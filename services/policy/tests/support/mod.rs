@@ -90,7 +90,3 @@ pub fn consent(flag: &Flag, recipients: &[&str], roles: &[&str], classes: &[Fiel
         revocation: None,
     }
 }
-
-pub fn classes(names: &[FieldClass]) -> Vec<FieldClass> {
-    names.to_vec()
-}

@@ -19,7 +19,12 @@ const REAL_ROLES: [&str; 7] = [
     "auditor",
 ];
 const CLASSES: [&str; 6] = ["presence", "response", "safety", "contacts", "clinical", "identity"];
-const PURPOSES: [&str; 4] = ["emergency_response", "welfare_check", "crisis_followup", "emergency_override"];
+const PURPOSES: [&str; 4] = [
+    "emergency_response",
+    "welfare_check",
+    "crisis_followup",
+    "emergency_override",
+];
 
 /// The default policy in `policy_dir`, grown with synthetic rules to exactly
 /// `total` rules (or left as it is, if it already has that many).
@@ -27,7 +32,9 @@ pub fn grown_policy(policy_dir: &Path, total: usize) -> RuleSet {
     let mut rules = PolicySource::new(policy_dir).read().expect("default policy reads");
     let wanted = total.saturating_sub(rules.rules.len());
     let text = synthetic_rules(wanted);
-    rules.rules.extend(parse_rules("synthetic", &text).expect("synthetic rules are valid"));
+    rules
+        .rules
+        .extend(parse_rules("synthetic", &text).expect("synthetic rules are valid"));
     rules
 }
 
@@ -45,7 +52,10 @@ pub fn synthetic_rules(count: usize) -> String {
         }
     };
     for agency in 0..agencies {
-        push(format!("g2, synth-a{agency}, synth-region{}", agency % regions), &mut lines);
+        push(
+            format!("g2, synth-a{agency}, synth-region{}", agency % regions),
+            &mut lines,
+        );
     }
     for role in 1..synthetic_roles {
         if role % 3 != 0 {
@@ -63,7 +73,11 @@ pub fn synthetic_rules(count: usize) -> String {
         let synthetic_agency = format!("synth-a{}", next(agencies));
         let synthetic_region = format!("synth-region{}", next(regions));
         let (role, actor) = if next(2) == 0 {
-            let actor = if next(3) == 0 { synthetic_region } else { synthetic_agency.clone() };
+            let actor = if next(3) == 0 {
+                synthetic_region
+            } else {
+                synthetic_agency.clone()
+            };
             (REAL_ROLES[next(REAL_ROLES.len())].to_owned(), actor)
         } else {
             let actor = ["any", "rolla-pd", "south-central-mo", &synthetic_agency][next(4)].to_owned();

@@ -51,14 +51,24 @@ fn refused(outcome: ReloadOutcome) -> TrustReloadRefused {
 async fn assert_refused_and_kept(federation: &TestFederation, reloading: &ReloadingServerConfig, expected: &str) {
     let before = reloading.status().active;
     let refusal = refused(reloading.reload(ReloadTrigger::Poll));
-    assert!(refusal.error.contains(expected), "{expected:?} not in {}", refusal.error);
+    assert!(
+        refusal.error.contains(expected),
+        "{expected:?} not in {}",
+        refusal.error
+    );
     assert_eq!(refusal.kept.node_fingerprint_sha256, before.node_fingerprint_sha256);
     let status = reloading.status();
     assert_eq!(status.active.node_fingerprint_sha256, before.node_fingerprint_sha256);
-    assert_eq!(status.last_error.as_ref().map(|error| &error.error), Some(&refusal.error));
+    assert_eq!(
+        status.last_error.as_ref().map(|error| &error.error),
+        Some(&refusal.error)
+    );
     assert!(status.refusals >= 1);
     // the same files again: nothing new to say
-    assert!(matches!(reloading.reload(ReloadTrigger::Poll), ReloadOutcome::Unchanged));
+    assert!(matches!(
+        reloading.reload(ReloadTrigger::Poll),
+        ReloadOutcome::Unchanged
+    ));
     // and the node still accepts its people
     let user = federation.user(&federation.rolla, "cit7");
     connect(
@@ -112,7 +122,10 @@ fn start_loads_the_node_set_and_a_poll_without_change_does_nothing() {
     );
     assert_eq!(status.active.trigger, ReloadTrigger::Start);
     assert!(status.last_error.is_none());
-    assert!(matches!(reloading.reload(ReloadTrigger::Poll), ReloadOutcome::Unchanged));
+    assert!(matches!(
+        reloading.reload(ReloadTrigger::Poll),
+        ReloadOutcome::Unchanged
+    ));
     assert_eq!(reloading.status().reloads, 0);
 }
 
@@ -144,7 +157,10 @@ fn a_rotated_node_certificate_is_swapped_in() {
     let reloaded = reloaded(reloading.reload(ReloadTrigger::Poll));
     assert_eq!(reloaded.active.node_fingerprint_sha256, rotated.fingerprint_sha256);
     assert_eq!(reloaded.active.node_serial, rotated.serial);
-    assert_eq!(reloaded.changed, vec![rotated.key_path.clone(), rotated.cert_path.clone()]);
+    assert_eq!(
+        reloaded.changed,
+        vec![rotated.key_path.clone(), rotated.cert_path.clone()]
+    );
 }
 
 #[tokio::test]
@@ -162,7 +178,10 @@ async fn keeps_the_last_good_set_when_the_key_does_not_match_the_certificate() {
     let reloaded = reloaded(reloading.reload(ReloadTrigger::Poll));
     assert_eq!(reloaded.active.node_fingerprint_sha256, rotated.fingerprint_sha256);
     // both files differ from the pair in use before
-    assert_eq!(reloaded.changed, vec![rotated.key_path.clone(), rotated.cert_path.clone()]);
+    assert_eq!(
+        reloaded.changed,
+        vec![rotated.key_path.clone(), rotated.cert_path.clone()]
+    );
     assert!(reloading.status().last_error.is_none());
 }
 
@@ -173,7 +192,11 @@ async fn keeps_the_last_good_set_when_the_key_is_there_without_its_certificate()
     assert_refused_and_kept(&federation, &reloading, "node.pem").await;
     std::fs::write(&federation.rolla_node.cert_path, "").unwrap();
     let refusal = refused(reloading.reload(ReloadTrigger::Poll));
-    assert!(refusal.error.contains("no certificate in the file"), "{}", refusal.error);
+    assert!(
+        refusal.error.contains("no certificate in the file"),
+        "{}",
+        refusal.error
+    );
 }
 
 #[tokio::test]
@@ -288,20 +311,13 @@ async fn a_refused_node_pair_does_not_hold_back_a_new_crl() {
     );
     let error = connect(
         reloading.current(),
-        super::support::client_presenting(
-            &federation.client_bundle(),
-            &federation.rolla,
-            Some(&Pair::from(&user)),
-        ),
+        super::support::client_presenting(&federation.client_bundle(), &federation.rolla, Some(&Pair::from(&user))),
     )
     .await
     .server
     .unwrap_err();
     let error = error.get_ref().unwrap().downcast_ref::<rustls::Error>().unwrap();
-    assert_eq!(
-        error,
-        &rustls::Error::InvalidCertificate(CertificateError::Revoked)
-    );
+    assert_eq!(error, &rustls::Error::InvalidCertificate(CertificateError::Revoked));
     assert!(reloading.status().last_error.unwrap().bundle_applied);
 }
 
@@ -357,7 +373,10 @@ async fn echo_server(
     (address, refused)
 }
 
-async fn open(address: std::net::SocketAddr, config: Arc<rustls::ClientConfig>) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn open(
+    address: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(address).await.unwrap();
     TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -464,12 +483,20 @@ async fn a_peer_client_config_follows_reloads_of_the_node_certificate_and_crls()
     let to_phelps = reloading
         .peer_client_config(crate::ExpectedServer::Agency(federation.phelps.clone()))
         .unwrap();
-    let peer = connect(phelps_server.clone(), to_phelps.clone()).await.accepted().peer.unwrap();
+    let peer = connect(phelps_server.clone(), to_phelps.clone())
+        .await
+        .accepted()
+        .peer
+        .unwrap();
     assert_eq!(peer.fingerprint_sha256, federation.rolla_node.fingerprint_sha256);
 
     let rotated = federation.dir.issue_node(&federation.rolla).unwrap();
     reloaded(reloading.reload(ReloadTrigger::Poll));
-    let peer = connect(phelps_server.clone(), to_phelps.clone()).await.accepted().peer.unwrap();
+    let peer = connect(phelps_server.clone(), to_phelps.clone())
+        .await
+        .accepted()
+        .peer
+        .unwrap();
     assert_eq!(peer.fingerprint_sha256, rotated.fingerprint_sha256);
 
     federation.dir.revoke(&federation.phelps, &phelps_node.serial).unwrap();
@@ -478,5 +505,9 @@ async fn a_peer_client_config_follows_reloads_of_the_node_certificate_and_crls()
     assert_eq!(error, rustls::Error::InvalidCertificate(CertificateError::Revoked));
 
     let dent = flagnet_core::AgencyId::parse("dent-so").unwrap();
-    assert!(reloading.peer_client_config(crate::ExpectedServer::Agency(dent)).is_err());
+    assert!(
+        reloading
+            .peer_client_config(crate::ExpectedServer::Agency(dent))
+            .is_err()
+    );
 }
