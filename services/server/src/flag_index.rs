@@ -39,7 +39,7 @@ pub struct LookupQuery {
 #[derive(Debug)]
 pub enum LookupFailure {
     /// refused or failed before anything was recorded: the caller records it
-    NotAudited(CoreError, AuditRecord),
+    NotAudited(CoreError, Box<AuditRecord>),
     /// the record could not be made durable: nothing may be disclosed
     AuditFailed(CoreError),
 }
@@ -200,7 +200,7 @@ impl FlagIndexCore {
         mut record: AuditRecord,
     ) -> Result<LookupOutcome, LookupFailure> {
         if let Err(error) = require_person(caller) {
-            return Err(LookupFailure::NotAudited(error, record));
+            return Err(LookupFailure::NotAudited(error, Box::new(record)));
         }
         if caller.roles.is_empty() {
             let error = CoreError::PermissionDenied(format!(
@@ -208,7 +208,7 @@ impl FlagIndexCore {
                 caller.spiffe_id(),
                 caller.identity.agency
             ));
-            return Err(LookupFailure::NotAudited(error, record));
+            return Err(LookupFailure::NotAudited(error, Box::new(record)));
         }
         debug_assert!(query.incident_id.len() <= MAX_INCIDENT_ID_LEN);
         let actor = caller.actor();
@@ -224,7 +224,7 @@ impl FlagIndexCore {
         let local = async {
             let matches = match self.decide_flags(&actor, &query.tokens, query.purpose).await {
                 Ok(matches) => matches,
-                Err(error) => return Err(LookupFailure::NotAudited(error, record)),
+                Err(error) => return Err(LookupFailure::NotAudited(error, Box::new(record))),
             };
             if let Err(error) = self
                 .open_reviews(
@@ -236,7 +236,7 @@ impl FlagIndexCore {
                 )
                 .await
             {
-                return Err(LookupFailure::NotAudited(error, record));
+                return Err(LookupFailure::NotAudited(error, Box::new(record)));
             }
             record_disclosures(&mut record, &matches);
             record.outcome = AuditOutcome::Ok;

@@ -125,13 +125,11 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
             .audit
             .begin(Some(&caller), None, AuditAction::Lookup, request_id);
         let message = request.into_inner();
-        record.incident_id = (!message.incident_id.is_empty()
-            && message.incident_id.len() <= convert::MAX_INCIDENT_ID_LEN)
-            .then(|| message.incident_id.clone());
         let query = match lookup_query(&self.core, message) {
             Ok(query) => query,
             Err(error) => return self.answer::<pb::LookupResponse>(record, Err(error)).await,
         };
+        record.incident_id = Some(query.incident_id.clone());
         record.purpose = Some(query.purpose);
         record.subject_refs = self.core.audit.subject_refs(&query.tokens);
         record.override_used = query.override_reason.is_some();
@@ -139,7 +137,7 @@ impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
         let outcome = match self.core.lookup(&caller, query, deadline, request_id, record).await {
             Ok(outcome) => outcome,
             Err(LookupFailure::NotAudited(error, record)) => {
-                return self.answer::<pb::LookupResponse>(record, Err(error)).await;
+                return self.answer::<pb::LookupResponse>(*record, Err(error)).await;
             }
             Err(LookupFailure::AuditFailed(error)) => return Err(to_status(error)),
         };
