@@ -30,7 +30,7 @@ impl Failure {
 
     /// Explains a status, adding the likely fix for transport-level refusals.
     pub fn from_status(profile: &ClientProfile, status: tonic::Status) -> Self {
-        if status.code() != tonic::Code::Unknown && status.code() != tonic::Code::Unavailable {
+        if !matches!(status.code(), tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled) {
             return Failure::Status(status);
         }
         let cause = std::error::Error::source(&status)

@@ -263,10 +263,7 @@ fn refuse_functions_and_patterns(line: &str) -> Result<(), String> {
             .map_or(0, |at| at + 1);
         &line[name_start..=open]
     });
-    let named_function = CASBIN_FUNCTIONS
-        .iter()
-        .find(|name| line.contains(*name))
-        .copied();
+    let named_function = CASBIN_FUNCTIONS.iter().find(|name| line.contains(*name)).copied();
     if let Some(function) = call.or(named_function) {
         return Err(format!(
             "rule `{line}`: functions (eval, regexMatch, keyMatch, globMatch, ipMatch and the like) are not \

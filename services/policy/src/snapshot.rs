@@ -20,7 +20,7 @@ use crate::model_check::{MatcherShape, check_model};
 use crate::rules::{ANY_AGENCY, FLAG_RECORDS_OBJECT, PolicyError, RECORDS_MAINTENANCE, Rule, RuleSet, SAME_AGENCY};
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 use flagnet_core::{AgencyId, FieldClass, FieldClassSet, Purpose, RoleName};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 
 type DecisionKey = (String, String, String, Purpose);
@@ -32,7 +32,7 @@ enum DecisionTable {
     /// another matcher: Casbin's answers for every named tuple
     Enumerated {
         precomputed: HashMap<DecisionKey, FieldClassSet>,
-        records_maintainers: HashSet<(String, String, String)>,
+        records_maintainers: HashMap<(String, String, String), bool>,
     },
 }
 
@@ -159,7 +159,7 @@ impl PolicySnapshot {
             MatcherShape::Flagnet => DecisionTable::Compiled(CompiledPolicy::compile(&rules.rules)),
             MatcherShape::Other => DecisionTable::Enumerated {
                 precomputed: HashMap::new(),
-                records_maintainers: HashSet::new(),
+                records_maintainers: HashMap::new(),
             },
         };
         let mut snapshot = Self {
@@ -179,7 +179,7 @@ impl PolicySnapshot {
 
     fn enumerate(&self, roles: &BTreeSet<String>, agencies: &BTreeSet<String>) -> DecisionTable {
         let mut precomputed = HashMap::new();
-        let mut records_maintainers = HashSet::new();
+        let mut records_maintainers = HashMap::new();
         for role in roles {
             for actor in agencies {
                 for owner in agencies {
@@ -190,9 +190,8 @@ impl PolicySnapshot {
                             .collect();
                         precomputed.insert((role.clone(), actor.clone(), owner.clone(), purpose), allowed);
                     }
-                    if self.enforce(role, actor, owner, FLAG_RECORDS_OBJECT, RECORDS_MAINTENANCE) {
-                        records_maintainers.insert((role.clone(), actor.clone(), owner.clone()));
-                    }
+                    let maintains = self.enforce(role, actor, owner, FLAG_RECORDS_OBJECT, RECORDS_MAINTENANCE);
+                    records_maintainers.insert((role.clone(), actor.clone(), owner.clone()), maintains);
                 }
             }
         }
@@ -270,14 +269,16 @@ impl PolicySnapshot {
                 }
                 Action::MaintainRecords => {
                     let key = (role.to_string(), actor.to_string(), owner.to_string());
-                    let allowed = records_maintainers.contains(&key)
-                        || self.enforce(
+                    let allowed = match records_maintainers.get(&key) {
+                        Some(known) => *known,
+                        None => self.enforce(
                             role.as_str(),
                             actor.as_str(),
                             owner.as_str(),
                             FLAG_RECORDS_OBJECT,
                             RECORDS_MAINTENANCE,
-                        );
+                        ),
+                    };
                     if allowed { RECORDS_BIT } else { 0 }
                 }
             },

@@ -60,6 +60,10 @@ pub struct SandboxOptions {
     /// also receives every node's trust events (refused handshakes,
     /// reloads); each node logs them in any case
     pub trust_events: Option<Arc<dyn TrustEventSink>>,
+    /// a directory holding `model.conf`, `policy.csv` and `roles.csv` to
+    /// copy to `DIR/policies` (a benchmark grows the policy); the
+    /// repository's `policies/` if `None`
+    pub policy_dir: Option<PathBuf>,
 }
 
 /// TLS reload and connection-age settings written into every node's config.
@@ -135,8 +139,17 @@ impl Default for SandboxOptions {
             federation_timing: FederationTiming::default(),
             tls_timing: TlsTiming::default(),
             trust_events: None,
+            policy_dir: None,
         }
     }
+}
+
+/// One subject for [`Sandbox::bulk_seed`], as a records clerk would enter it.
+#[derive(Debug, Clone)]
+pub struct BulkSubject {
+    pub flag: flagnet_proto::v1::FlagInput,
+    /// recorded for the new flag; its `flag_id` is filled in
+    pub consent: Option<flagnet_proto::v1::ConsentInput>,
 }
 
 #[derive(Debug)]
@@ -144,6 +157,8 @@ struct SandboxNode {
     addr: SocketAddr,
     config_path: PathBuf,
     running: Option<RunningNode>,
+    /// replaces the durable audit log at the next start (see [`Sandbox::set_audit_sink`])
+    audit_sink: Option<Arc<dyn flagnet_audit::AuditSink>>,
 }
 
 /// A running federation.
@@ -205,9 +220,21 @@ impl Sandbox {
         let federation = FederationDir::init(&dir.join("pki"), &options.federation)
             .map_err(|error| setup("init federation")(error.to_string()))?;
         write_secret(&dir.join("keys/matching.key"), &MatchingKey::generate_hex())?;
-        write(&dir.join("policies/model.conf"), MODEL_CONF)?;
-        write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
-        write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
+        match &options.policy_dir {
+            Some(source) => {
+                for name in ["model.conf", "policy.csv", "roles.csv"] {
+                    let from = source.join(name);
+                    let text = std::fs::read_to_string(&from)
+                        .map_err(|error| setup(format!("read {}", from.display()))(error.to_string()))?;
+                    write(&dir.join("policies").join(name), &text)?;
+                }
+            }
+            None => {
+                write(&dir.join("policies/model.conf"), MODEL_CONF)?;
+                write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
+                write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
+            }
+        }
 
         let addresses: BTreeMap<String, SocketAddr> = options
             .agencies
@@ -272,6 +299,7 @@ impl Sandbox {
                     addr,
                     config_path,
                     running: None,
+                    audit_sink: None,
                 },
             );
         }
@@ -313,7 +341,7 @@ impl Sandbox {
             config,
             clock,
             trust_events,
-            audit_sink: None,
+            audit_sink: node.audit_sink.clone(),
         })
         .await
         .map_err(|error| node_error(error.to_string()))?;
@@ -332,6 +360,127 @@ impl Sandbox {
             running.shutdown().await;
         }
         Ok(())
+    }
+
+    /// From the node's next start on, its audit records go to `sink`
+    /// instead of its durable log (a benchmark's null sink); `None` puts the
+    /// durable log back. A running node keeps what it started with.
+    pub fn set_audit_sink(
+        &mut self,
+        agency: &str,
+        sink: Option<Arc<dyn flagnet_audit::AuditSink>>,
+    ) -> Result<(), SandboxError> {
+        let node = self
+            .nodes
+            .get_mut(agency)
+            .ok_or_else(|| SandboxError::UnknownAgency(agency.to_owned()))?;
+        node.audit_sink = sink;
+        Ok(())
+    }
+
+    /// Loads the flags `make` describes for `indices` straight into the
+    /// store of `agency`, thousands per transaction (see
+    /// `SqliteStore::bulk_put_flags`), instead of one `PutFlag` call each.
+    /// Each subject goes through the same checks and token derivation as
+    /// `PutFlag` and `RecordConsent`, as that agency's records clerk; the
+    /// consent, if any, is recorded for the new flag (its `flag_id` is
+    /// filled in). Inputs are converted on a blocking thread while the
+    /// previous batch is written. `progress` hears the running total after
+    /// each batch. The node may be running: SQLite serialises the writers.
+    pub async fn bulk_seed<F>(
+        &self,
+        agency: &str,
+        indices: std::ops::Range<u64>,
+        make: F,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, SandboxError>
+    where
+        F: Fn(u64) -> BulkSubject + Send + 'static,
+    {
+        const BATCH: u64 = 5_000;
+        let bulk_error = |reason: String| SandboxError::Node {
+            agency: agency.to_owned(),
+            reason: format!("bulk seed: {reason}"),
+        };
+        let config = NodeConfig::load(&self.node_config_path(agency)?).map_err(|error| bulk_error(error.to_string()))?;
+        let owner = config.agency();
+        let data_key = DataKey::load(&config.store.data_key_file).map_err(|error| bulk_error(error.to_string()))?;
+        let matching_key = MatchingKey::load(&config.matching.key_file).map_err(|error| bulk_error(error.to_string()))?;
+        let store_path = config.store.path.clone();
+        let store = tokio::task::spawn_blocking(move || flagnet_store::SqliteStore::open(&store_path, data_key, 1))
+            .await
+            .map_err(|error| bulk_error(error.to_string()))?
+            .map_err(|error| bulk_error(error.to_string()))?;
+        let clerk = format!(
+            "spiffe://{}/agency/{owner}/user/{}",
+            config.node.federation,
+            demo_user("records_clerk")
+        );
+        let phone_region = config.node.phone_region.clone();
+        let now = self.clock.now();
+        type Batch = flagnet_core::CoreResult<(Vec<flagnet_core::NewFlag>, Vec<flagnet_core::NewConsent>)>;
+        let (batches, mut converted) = tokio::sync::mpsc::channel::<Batch>(2);
+        let total = indices.end.saturating_sub(indices.start);
+        let converter = tokio::task::spawn_blocking(move || {
+            let mut start = indices.start;
+            while start < indices.end {
+                let end = (start + BATCH).min(indices.end);
+                let batch = (start..end)
+                    .map(|index| {
+                        let subject = make(index);
+                        let draft =
+                            flagnet_server::convert::flag_draft(Some(subject.flag), &matching_key, &phone_region)?;
+                        let id = uuid::Uuid::new_v4();
+                        let consent = subject
+                            .consent
+                            .map(|mut consent| {
+                                consent.flag_id = id.to_string();
+                                flagnet_server::convert::new_consent(Some(consent), owner.clone(), clerk.clone(), now)
+                            })
+                            .transpose()?;
+                        let flag = flagnet_core::NewFlag {
+                            id: Some(id),
+                            owner: owner.clone(),
+                            status: draft.status,
+                            review_date: draft.review_date,
+                            basis: draft.basis,
+                            content: draft.content,
+                            subject_tokens: draft.subject_tokens,
+                            author: clerk.clone(),
+                            reason: "bulk seed".to_owned(),
+                        };
+                        Ok((flag, consent))
+                    })
+                    .collect::<flagnet_core::CoreResult<Vec<_>>>()
+                    .map(|pairs| {
+                        let mut flags = Vec::with_capacity(pairs.len());
+                        let mut consents = Vec::new();
+                        for (flag, consent) in pairs {
+                            flags.push(flag);
+                            consents.extend(consent);
+                        }
+                        (flags, consents)
+                    });
+                let failed = batch.is_err();
+                if batches.blocking_send(batch).is_err() || failed {
+                    return;
+                }
+                start = end;
+            }
+        });
+        let mut loaded = 0;
+        while let Some(batch) = converted.recv().await {
+            let (flags, consents) = batch.map_err(|error| bulk_error(error.to_string()))?;
+            let written = store
+                .bulk_put_flags(flags, consents, now)
+                .await
+                .map_err(|error| bulk_error(error.to_string()))?;
+            loaded += written.flags as u64;
+            progress(loaded);
+        }
+        converter.await.map_err(|error| bulk_error(error.to_string()))?;
+        debug_assert_eq!(loaded, total);
+        Ok(loaded)
     }
 
     /// The durable audit log of a running node.

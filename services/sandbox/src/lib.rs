@@ -8,7 +8,7 @@
 pub mod layout;
 pub mod seed;
 
-pub use layout::{FederationTiming, Sandbox, SandboxError, SandboxOptions, TlsTiming};
+pub use layout::{BulkSubject, FederationTiming, Sandbox, SandboxError, SandboxOptions, TlsTiming};
 pub use seed::{SeededSubject, seed_demo};
 
 /// The demo federation's SPIFFE trust domain.

@@ -166,3 +166,73 @@ pub fn watch_audit_health(
         }
     })
 }
+
+/// Trust events (refused handshakes, certificate reloads) as audit records.
+/// `record` must not block the TLS accept path, so events go through a
+/// bounded queue to a task that appends them; if the queue is full the event
+/// is logged as lost.
+#[derive(Debug)]
+pub struct AuditedTrustEvents {
+    queue: tokio::sync::mpsc::Sender<flagnet_trust::events::TrustEvent>,
+}
+
+/// How many trust events may wait for the audit log.
+const TRUST_EVENT_QUEUE: usize = 1024;
+
+impl AuditedTrustEvents {
+    pub fn start(trail: AuditTrail) -> Self {
+        let (queue, mut events) = tokio::sync::mpsc::channel(TRUST_EVENT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let record = trail.trust_record(event);
+                let _ = trail.append(record).await;
+            }
+        });
+        Self { queue }
+    }
+}
+
+impl flagnet_trust::events::TrustEventSink for AuditedTrustEvents {
+    fn record(&self, event: flagnet_trust::events::TrustEvent) {
+        if self.queue.try_send(event).is_err() {
+            tracing::error!("trust event not audited: the audit queue is full or closed");
+        }
+    }
+}
+
+impl AuditTrail {
+    /// The audit record of a trust event. For events without an incident,
+    /// `incident_id` carries the context (`tls:<refusal code>`, `trust:reload`).
+    fn trust_record(&self, event: flagnet_trust::events::TrustEvent) -> AuditRecord {
+        use flagnet_trust::events::TrustEvent;
+        match event {
+            TrustEvent::HandshakeRefused(refused) => {
+                let mut record = AuditRecord::new(refused.at, Uuid::new_v4(), AuditAction::AuthenticationRefused);
+                record.outcome = AuditOutcome::Unauthenticated;
+                record.grpc_code = Code::Unauthenticated as u32;
+                if let Some(claimed) = &refused.claimed_identity {
+                    record.actor_agency = Some(claimed.agency.clone());
+                    record.actor_user = claimed.user_id().cloned();
+                    record.caller_identity = Some(claimed.spiffe_uri());
+                }
+                record.caller_fingerprint = refused.fingerprint_sha256.as_deref().and_then(fingerprint_bytes);
+                record.incident_id = Some(format!("tls:{}", refused.reason.code()));
+                record
+            }
+            TrustEvent::Reloaded(reloaded) => {
+                let mut record = AuditRecord::new(reloaded.at, Uuid::new_v4(), AuditAction::CertificateEvent);
+                record.outcome = AuditOutcome::Ok;
+                record.grpc_code = Code::Ok as u32;
+                record.incident_id = Some("trust:reload".into());
+                record
+            }
+            TrustEvent::ReloadRefused(refused) => {
+                let mut record = AuditRecord::new(refused.at, Uuid::new_v4(), AuditAction::CertificateEvent);
+                record.outcome = AuditOutcome::Error;
+                record.grpc_code = Code::FailedPrecondition as u32;
+                record.incident_id = Some("trust:reload_refused".into());
+                record
+            }
+        }
+    }
+}

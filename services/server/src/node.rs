@@ -3,7 +3,7 @@
 //! server reflection until told to stop. There is no plaintext listener.
 
 use crate::audit_service::AuditLogGrpc;
-use crate::audit_trail::{AuditTrail, watch_audit_health};
+use crate::audit_trail::{AuditTrail, AuditedTrustEvents, watch_audit_health};
 use crate::config::NodeConfig;
 use crate::federation::FederationGrpc;
 use crate::flag_index::FlagIndexCore;
@@ -21,8 +21,7 @@ use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
 use flagnet_proto::v1::policy_admin_server::PolicyAdminServer;
 use flagnet_store::{DataKey, SqliteStore};
-use flagnet_trust::bundle::TrustBundle;
-use flagnet_trust::events::{LogSink, TrustEventSink};
+use flagnet_trust::events::{FanOut, LogSink, TrustEventSink};
 use flagnet_trust::reload::{ReloadOutcome, ReloadTrigger, ReloadingServerConfig, TrustStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -205,22 +204,10 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
             .await
             .map_err(|error| StartError::Policy(error.to_string()))?,
     );
-    let bundle = Arc::new(
-        TrustBundle::load(&config.node.federation, &config.tls.trust_dir)
-            .map_err(|error| StartError::Tls(error.to_string()))?,
-    );
     let tls = Arc::new(
         ReloadingServerConfig::load(trust_paths(&config)).map_err(|error| StartError::Tls(error.to_string()))?,
     );
-    let peers = Arc::new(
-        PeerSet::connect(
-            &config.federation,
-            bundle,
-            &config.tls.certificate,
-            &config.tls.private_key,
-        )
-        .map_err(StartError::Tls)?,
-    );
+    let peers = Arc::new(PeerSet::connect(&config.federation, &tls).map_err(StartError::Tls)?);
 
     let listen = config.listen_addr()?;
     let listener = TcpListener::bind(listen).await.map_err(|error| StartError::Listen {
@@ -265,6 +252,10 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
             <FederationServer<FederationGrpc> as tonic::server::NamedService>::NAME,
         ],
     );
+    let trust_events: Arc<dyn TrustEventSink> = Arc::new(FanOut::new(vec![
+        trust_events,
+        Arc::new(AuditedTrustEvents::start(core.audit.clone())),
+    ]));
     let trust = TrustReload::new(tls.clone(), trust_events.clone(), health_reporter.clone()).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(flagnet_proto::FILE_DESCRIPTOR_SET)

@@ -11,8 +11,8 @@ use flagnet_core::{AgencyId, SubjectToken};
 use flagnet_policy::Actor;
 use flagnet_proto::v1 as pb;
 use flagnet_proto::v1::federation_client::FederationClient;
-use flagnet_trust::{ExpectedServer, TrustBundle};
-use std::path::Path;
+use flagnet_trust::ExpectedServer;
+use flagnet_trust::reload::ReloadingServerConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -105,22 +105,16 @@ impl PeerSet {
 
     /// Lazy channels to every peer, presenting this node's certificate and
     /// accepting only each peer's own agency's node identity.
-    pub fn connect(
-        federation: &FederationSection,
-        bundle: Arc<TrustBundle>,
-        certificate: &Path,
-        private_key: &Path,
-    ) -> Result<Self, String> {
+    /// Lazy channels to every peer. The TLS config comes from the node's
+    /// reloading trust set, so each new handshake presents the node's
+    /// certificate in use and checks the peer against the current CAs and CRLs.
+    pub fn connect(federation: &FederationSection, trust: &Arc<ReloadingServerConfig>) -> Result<Self, String> {
         let mut peers = Vec::new();
         for peer in &federation.peers {
             let agency = AgencyId::parse(&peer.agency).map_err(|error| error.to_string())?;
-            let tls = flagnet_trust::client_config(
-                bundle.clone(),
-                ExpectedServer::Agency(agency.clone()),
-                certificate,
-                private_key,
-            )
-            .map_err(|error| format!("peer {}: {error}", peer.name))?;
+            let tls = trust
+                .peer_client_config(ExpectedServer::Agency(agency.clone()))
+                .map_err(|error| format!("peer {}: {error}", peer.name))?;
             let channel = flagnet_trust::channel::connect_lazy(&peer.endpoint, tls)
                 .map_err(|error| format!("peer {}: {error}", peer.name))?;
             peers.push(Peer {

@@ -1,6 +1,6 @@
 //! The store conformance suite: what every `Store` backend must do, written
-//! once against `&dyn Store` so that SQLite today and PostgreSQL later run
-//! the very same cases. A backend instantiates it with
+//! once against `&dyn Store` so that SQLite and PostgreSQL run the very
+//! same cases. A backend instantiates it with
 //! [`store_conformance_tests!`](crate::store_conformance_tests), which makes
 //! one `#[tokio::test]` per case.
 //!
@@ -35,14 +35,45 @@ use uuid::Uuid;
 /// ends (a temporary directory, a PostgreSQL schema to drop). The calling
 /// crate needs `tokio` with the `macros` and `rt-multi-thread` features.
 ///
+/// For a backend that needs a server the test run may not have, write
+/// `optional: $make` instead: `$make` then returns
+/// `Result<(store, guard), String>`, and a case that gets `Err(why)` writes
+/// `SKIPPED <case>: <why>` to the terminal (past the test harness's output
+/// capture, so a plain `cargo test` shows it) and passes.
+///
 /// ```text
 /// async fn sqlite_store() -> (flagnet_store::SqliteStore, tempfile::TempDir) { ... }
 /// flagnet_store::store_conformance_tests!(sqlite_store);
+///
+/// async fn postgres_store() -> Result<(flagnet_store::PostgresStore, SchemaGuard), String> { ... }
+/// flagnet_store::store_conformance_tests!(optional: postgres_store);
 /// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($make:path) => {
-        $crate::store_conformance_tests!(@cases $make;
+    (@cases $mode:ident $make:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::store_conformance_tests!(@run $mode $make, $case);
+            }
+        )+
+    };
+    (@run required $make:path, $case:ident) => {
+        let (store, _guard) = $make().await;
+        $crate::conformance::$case(&store).await;
+    };
+    (@run optional $make:path, $case:ident) => {
+        let (store, _guard) = match $make().await {
+            Ok(made) => made,
+            Err(why) => {
+                $crate::conformance::report_skipped(stringify!($case), &why);
+                return;
+            }
+        };
+        $crate::conformance::$case(&store).await;
+    };
+    (@all $mode:ident $make:path) => {
+        $crate::store_conformance_tests!(@cases $mode $make;
             create_and_get_round_trip,
             every_status_and_empty_optionals_round_trip,
             replace_bumps_revision_and_keeps_history,
@@ -61,15 +92,20 @@ macro_rules! store_conformance_tests {
             review_items_open_resolve_once_and_stay_per_owner,
         );
     };
-    (@cases $make:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard) = $make().await;
-                $crate::conformance::$case(&store).await;
-            }
-        )+
+    (optional: $make:path) => {
+        $crate::store_conformance_tests!(@all optional $make);
     };
+    ($make:path) => {
+        $crate::store_conformance_tests!(@all required $make);
+    };
+}
+
+/// Says on the terminal that test `name` was skipped and why. Writes to the
+/// process's stderr handle rather than through `eprintln!`, which the test
+/// harness captures and shows only for failing tests.
+pub fn report_skipped(name: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {name}: {why}");
 }
 
 /// The first instant of every case; later ones are minutes after it.

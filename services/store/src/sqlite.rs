@@ -57,13 +57,13 @@ const CONSENTS: &str = "consents";
 /// The flag columns every flag query selects, in this order, followed by the
 /// token's `kind` and `token` (NULL when a flag has none).
 const FLAG_COLUMNS: &str = "f.id, f.owner, f.status, f.review_date, f.revision, f.created_at, f.updated_at, f.sealed";
-const CONSENT_COLUMNS: &str = "id, flag_id, owner, valid_from, valid_until, recorded_at, revoked_at, sealed";
+pub(crate) const CONSENT_COLUMNS: &str = "id, flag_id, owner, valid_from, valid_until, recorded_at, revoked_at, sealed";
 
 /// A node's flags and consents in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
-    pool: ConnectionPool,
-    sealer: Arc<Sealer>,
+    pub(crate) pool: ConnectionPool,
+    pub(crate) sealer: Arc<Sealer>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -250,7 +250,7 @@ fn corrupt(table: &str, row_id: &str, what: impl fmt::Display) -> CoreError {
 
 // ---- encodings (see the migration's header) ----
 
-fn instant_to_sql(field: &str, at: OffsetDateTime) -> CoreResult<i64> {
+pub(crate) fn instant_to_sql(field: &str, at: OffsetDateTime) -> CoreResult<i64> {
     i64::try_from(at.unix_timestamp_nanos())
         .map_err(|_| CoreError::invalid(field, "must be between the years 1678 and 2261"))
 }
@@ -263,7 +263,7 @@ fn optional_instant_from_sql(table: &str, row_id: &str, nanos: Option<i64>) -> C
     nanos.map(|nanos| instant_from_sql(table, row_id, nanos)).transpose()
 }
 
-fn date_to_sql(date: Date) -> CoreResult<String> {
+pub(crate) fn date_to_sql(date: Date) -> CoreResult<String> {
     date.format(DATE_FORMAT)
         .map_err(|error| CoreError::invalid("flag.review_date", error.to_string()))
 }
@@ -302,7 +302,7 @@ fn token_from_sql(row_id: &str, kind: &str, token: &[u8]) -> CoreResult<SubjectT
 }
 
 /// The tokens in their first-given order, each once.
-fn distinct_in_order(tokens: &[SubjectToken]) -> Vec<SubjectToken> {
+pub(crate) fn distinct_in_order(tokens: &[SubjectToken]) -> Vec<SubjectToken> {
     let mut seen = HashSet::with_capacity(tokens.len());
     tokens.iter().copied().filter(|token| seen.insert(*token)).collect()
 }
@@ -331,39 +331,39 @@ fn placeholders(rows: usize, width: usize) -> String {
 
 /// What a flag row seals: everything about the subject and who wrote it.
 #[derive(Serialize, Deserialize)]
-struct FlagBody {
-    content: FlagContent,
-    basis: Option<TimeBoundBasis>,
-    updated_by: String,
+pub(crate) struct FlagBody {
+    pub(crate) content: FlagContent,
+    pub(crate) basis: Option<TimeBoundBasis>,
+    pub(crate) updated_by: String,
 }
 
 /// What a history row seals: who made the change and why.
 #[derive(Serialize, Deserialize)]
-struct HistoryBody {
-    changed_by: String,
-    reason: String,
+pub(crate) struct HistoryBody {
+    pub(crate) changed_by: String,
+    pub(crate) reason: String,
 }
 
 /// What a consent row seals: the form, its scope, and its revocation.
 #[derive(Serialize, Deserialize)]
-struct ConsentBody {
-    basis: ConsentBasis,
-    elements: ConsentElements,
-    scope: ConsentScope,
-    recorded_by: String,
-    revocation: Option<Revocation>,
+pub(crate) struct ConsentBody {
+    pub(crate) basis: ConsentBasis,
+    pub(crate) elements: ConsentElements,
+    pub(crate) scope: ConsentScope,
+    pub(crate) recorded_by: String,
+    pub(crate) revocation: Option<Revocation>,
 }
 
 /// A flag row's plaintext columns, as stored.
-struct FlagRow {
-    id: String,
-    owner: String,
-    status: String,
-    review_date: Option<String>,
-    revision: i64,
-    created_at: i64,
-    updated_at: i64,
-    sealed: Vec<u8>,
+pub(crate) struct FlagRow {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) status: String,
+    pub(crate) review_date: Option<String>,
+    pub(crate) revision: i64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) sealed: Vec<u8>,
 }
 
 impl FlagRow {
@@ -382,7 +382,7 @@ impl FlagRow {
 
     /// Binds every plaintext column, and the flag's tokens in order, so that
     /// neither can be edited or re-pointed without the body failing to open.
-    fn binding(&self, tokens: &[SubjectToken]) -> RowBinding {
+    pub(crate) fn binding(&self, tokens: &[SubjectToken]) -> RowBinding {
         let mut binding = RowBinding::new(FLAGS, self.id.as_str())
             .text(&self.owner)
             .text(&self.status)
@@ -420,7 +420,7 @@ impl FlagRow {
     }
 }
 
-fn history_binding(flag_id: &str, owner: &str, revision: i64, changed_at: i64, status: &str) -> RowBinding {
+pub(crate) fn history_binding(flag_id: &str, owner: &str, revision: i64, changed_at: i64, status: &str) -> RowBinding {
     RowBinding::new(FLAG_HISTORY, format!("{flag_id}/{revision}"))
         .text(owner)
         .integer(revision)
@@ -429,15 +429,15 @@ fn history_binding(flag_id: &str, owner: &str, revision: i64, changed_at: i64, s
 }
 
 /// A consent row's plaintext columns, as stored.
-struct ConsentRow {
-    id: String,
-    flag_id: String,
-    owner: String,
-    valid_from: i64,
-    valid_until: Option<i64>,
-    recorded_at: i64,
-    revoked_at: Option<i64>,
-    sealed: Vec<u8>,
+pub(crate) struct ConsentRow {
+    pub(crate) id: String,
+    pub(crate) flag_id: String,
+    pub(crate) owner: String,
+    pub(crate) valid_from: i64,
+    pub(crate) valid_until: Option<i64>,
+    pub(crate) recorded_at: i64,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) sealed: Vec<u8>,
 }
 
 impl ConsentRow {
@@ -454,7 +454,7 @@ impl ConsentRow {
         })
     }
 
-    fn binding(&self) -> RowBinding {
+    pub(crate) fn binding(&self) -> RowBinding {
         RowBinding::new(CONSENTS, self.id.as_str())
             .text(&self.flag_id)
             .text(&self.owner)
@@ -564,7 +564,7 @@ fn require_own_flag(transaction: &Transaction<'_>, owner: &str, id: &str, operat
     }
 }
 
-fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
+pub(crate) fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
     check_text(field, value)?;
     if value.trim().is_empty() {
         return Err(CoreError::invalid(field, "is required"));
@@ -572,7 +572,7 @@ fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
     Ok(())
 }
 
-fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
+pub(crate) fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
     flag.content.validate().map_err(|error| error.under("flag"))?;
     if let Some(basis) = &flag.basis {
         check_text("flag.basis.kind", &basis.kind)?;

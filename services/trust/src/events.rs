@@ -128,15 +128,34 @@ pub struct LogSink;
 impl TrustEventSink for LogSink {
     fn record(&self, event: TrustEvent) {
         match event {
-            TrustEvent::HandshakeRefused(refused) => tracing::warn!(
-                event = "handshake_refused",
-                remote = %refused.remote_addr,
-                code = refused.reason.code(),
-                reason = %refused.reason,
-                claimed_identity = refused.claimed_identity.as_ref().map(Identity::spiffe_uri).as_deref().unwrap_or("-"),
-                fingerprint_sha256 = refused.fingerprint_sha256.as_deref().unwrap_or("-"),
-                "tls handshake refused"
-            ),
+            TrustEvent::HandshakeRefused(refused) => {
+                let claimed_identity = refused.claimed_identity.as_ref().map(Identity::spiffe_uri);
+                let claimed_identity = claimed_identity.as_deref().unwrap_or("-");
+                let fingerprint_sha256 = refused.fingerprint_sha256.as_deref().unwrap_or("-");
+                // a bare TLS failure is often a TCP health probe or a scanner; a refused
+                // certificate is someone trying to get in
+                if matches!(refused.reason, HandshakeRefusal::Tls(_)) {
+                    tracing::info!(
+                        event = "handshake_refused",
+                        remote = %refused.remote_addr,
+                        code = refused.reason.code(),
+                        reason = %refused.reason,
+                        claimed_identity,
+                        fingerprint_sha256,
+                        "tls handshake failed"
+                    );
+                } else {
+                    tracing::warn!(
+                        event = "handshake_refused",
+                        remote = %refused.remote_addr,
+                        code = refused.reason.code(),
+                        reason = %refused.reason,
+                        claimed_identity,
+                        fingerprint_sha256,
+                        "tls handshake refused"
+                    );
+                }
+            }
             TrustEvent::Reloaded(reloaded) => tracing::info!(
                 event = "trust_reloaded",
                 trigger = %reloaded.trigger,

@@ -21,6 +21,11 @@
 //! both a person and the node's own certificate would leave that person
 //! accepted here until the node had a new certificate.
 //!
+//! The node's own calls to its peers follow the same set:
+//! [`ReloadingServerConfig::peer_client_config`] presents the certificate
+//! in use and checks the peer against the CAs and CRLs in use, at each
+//! handshake.
+//!
 //! This module must never swap in a set it has not validated whole, never
 //! drop the last good set because the files are being rewritten, and never
 //! touch connections that are already open: the listener takes the current
@@ -29,8 +34,7 @@
 //! node's; this module only says what changed and whether it loads.
 
 use crate::bundle::{FileContents, TrustBundle, TrustDirFiles};
-use crate::error::CertificateRefusal;
-use crate::error::{Result, TrustError};
+use crate::error::{CertificateRefusal, Result, TrustError};
 use crate::events::{TrustEvent, TrustReloadRefused, TrustReloaded};
 use crate::identity::{LeafCertificate, fingerprint_sha256, parse_certificate};
 use crate::pki::build::serial_text;
