@@ -30,7 +30,10 @@ impl Failure {
 
     /// Explains a status, adding the likely fix for transport-level refusals.
     pub fn from_status(profile: &ClientProfile, status: tonic::Status) -> Self {
-        if !matches!(status.code(), tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled) {
+        if !matches!(
+            status.code(),
+            tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled
+        ) {
             return Failure::Status(status);
         }
         let cause = std::error::Error::source(&status)

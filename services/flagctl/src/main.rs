@@ -61,7 +61,7 @@ enum Command {
     Policy(policy::PolicyCommand),
 }
 
-fn profile(cli_profile: Option<PathBuf>) -> Result<ClientProfile, Failure> {
+pub(crate) fn profile(cli_profile: Option<PathBuf>) -> Result<ClientProfile, Failure> {
     let path = cli_profile.ok_or_else(|| Failure::usage("this command needs --profile FILE (or FLAGCTL_PROFILE)"))?;
     ClientProfile::load(&path).map_err(|error| Failure::usage(format!("profile {}: {error}", path.display())))
 }
@@ -76,7 +76,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Encounter(command) => encounters::run_encounter(&profile(cli.profile)?, command, json).await,
         Command::Audit(command) => audit::run(&profile(cli.profile)?, command, json).await,
         Command::Alerts(command) => encounters::run_alerts(&profile(cli.profile)?, command, json).await,
-        Command::Policy(command) => policy::run(command, json).await,
+        Command::Policy(command) => policy::run(cli.profile, command, json).await,
     }
 }
 

@@ -10,6 +10,9 @@ use crate::failure::Failure;
 use crate::output;
 use clap::{Args, Subcommand};
 use flagnet_policy::{CrossCheck, PolicySnapshot, PolicySource, parse_policy_tests, run_policy_tests_on};
+use flagnet_proto::v1 as pb;
+use flagnet_proto::v1::policy_admin_client::PolicyAdminClient;
+use flagnet_trust::client::ClientProfile;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -21,6 +24,100 @@ const CROSS_CHECK_LIMIT: usize = 50_000;
 pub enum PolicyCommand {
     /// Run the policy tests against a policy directory (offline; no node needed).
     Test(TestArgs),
+    /// The break-the-glass review queue (privacy officers).
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Overrides of your agency's flags awaiting review.
+    List {
+        /// include resolved items too
+        #[arg(long)]
+        all: bool,
+    },
+    /// Close a review item.
+    Resolve {
+        id: String,
+        /// the override was justified (otherwise it was not)
+        #[arg(long)]
+        justified: bool,
+        /// what the review found
+        #[arg(long)]
+        note: String,
+    },
+}
+
+fn review_row(item: &pb::ReviewItem) -> Vec<String> {
+    let state = if item.resolved_at.is_empty() {
+        "open".to_owned()
+    } else {
+        format!(
+            "{} by {} ({})",
+            if item.justified { "justified" } else { "not justified" },
+            item.resolved_by,
+            item.note
+        )
+    };
+    vec![
+        item.review_id.clone(),
+        item.created_at.clone(),
+        format!("{}/{}", item.actor_agency, item.actor_user),
+        item.field_classes
+            .iter()
+            .map(|class| output::field_class_name(*class))
+            .collect::<Vec<_>>()
+            .join(", "),
+        item.reason.clone(),
+        item.incident_id.clone(),
+        state,
+    ]
+}
+
+async fn review(profile: &ClientProfile, command: ReviewCommand, json: bool) -> Result<(), Failure> {
+    let channel = profile
+        .connect()
+        .await
+        .map_err(|error| Failure::Connection(error.to_string()))?;
+    let mut client = PolicyAdminClient::new(channel);
+    let items = match command {
+        ReviewCommand::List { all } => {
+            client
+                .review_queue(pb::ReviewQueueRequest { include_resolved: all })
+                .await
+                .map_err(|status| Failure::from_status(profile, status))?
+                .into_inner()
+                .items
+        }
+        ReviewCommand::Resolve { id, justified, note } => vec![
+            client
+                .resolve_review(pb::ResolveReviewRequest {
+                    review_id: id,
+                    justified,
+                    note,
+                })
+                .await
+                .map_err(|status| Failure::from_status(profile, status))?
+                .into_inner(),
+        ],
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = items
+            .iter()
+            .map(|item| {
+                let row = review_row(item);
+                json!({"review_id": row[0], "created_at": row[1], "actor": row[2], "field_classes": row[3],
+                       "reason": row[4], "incident_id": row[5], "state": row[6], "request_id": item.request_id,
+                       "flag_id": item.flag_id})
+            })
+            .collect();
+        output::print_json(&json!(rows));
+    } else {
+        let headers = ["review", "when", "who", "classes", "reason", "incident", "state"];
+        println!("{}", output::table(&headers, items.iter().map(review_row).collect()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -36,9 +133,10 @@ pub struct TestArgs {
     emit: Option<PathBuf>,
 }
 
-pub async fn run(command: PolicyCommand, json: bool) -> Result<(), Failure> {
+pub async fn run(profile: Option<PathBuf>, command: PolicyCommand, json: bool) -> Result<(), Failure> {
     match command {
         PolicyCommand::Test(args) => test(args, json).await,
+        PolicyCommand::Review(command) => review(&crate::profile(profile)?, command, json).await,
     }
 }
 
