@@ -261,7 +261,7 @@ impl Sandbox {
             let addr = addresses[agency_name];
             let config_path = node_dir.join("node.toml");
             let mut config = format!(
-                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n{tls_timing}\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n\n[audit]\npath = \"audit.sqlite\"\ncheckpoint_key_file = \"checkpoint.key\"\ntoken_key_file = \"audit-token.key\"\n",
+                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n{tls_timing}\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n\n[audit]\npath = \"audit.sqlite\"\ncheckpoint_key_file = \"checkpoint.key\"\ntoken_key_file = \"audit-token.key\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
                 options.federation,
                 toml_path(&node_cert.cert_path),
                 toml_path(&node_cert.key_path),
@@ -402,10 +402,12 @@ impl Sandbox {
             agency: agency.to_owned(),
             reason: format!("bulk seed: {reason}"),
         };
-        let config = NodeConfig::load(&self.node_config_path(agency)?).map_err(|error| bulk_error(error.to_string()))?;
+        let config =
+            NodeConfig::load(&self.node_config_path(agency)?).map_err(|error| bulk_error(error.to_string()))?;
         let owner = config.agency();
         let data_key = DataKey::load(&config.store.data_key_file).map_err(|error| bulk_error(error.to_string()))?;
-        let matching_key = MatchingKey::load(&config.matching.key_file).map_err(|error| bulk_error(error.to_string()))?;
+        let matching_key =
+            MatchingKey::load(&config.matching.key_file).map_err(|error| bulk_error(error.to_string()))?;
         let store_path = config.store.path.clone();
         let store = tokio::task::spawn_blocking(move || flagnet_store::SqliteStore::open(&store_path, data_key, 1))
             .await
@@ -481,6 +483,11 @@ impl Sandbox {
         converter.await.map_err(|error| bulk_error(error.to_string()))?;
         debug_assert_eq!(loaded, total);
         Ok(loaded)
+    }
+
+    /// Where a running node serves `GET /metrics`.
+    pub fn admin_addr(&self, agency: &str) -> Option<SocketAddr> {
+        Some(self.nodes.get(agency)?.running.as_ref()?.admin_addr())
     }
 
     /// The durable audit log of a running node.

@@ -7,6 +7,7 @@
 use crate::caller::Caller;
 use crate::flag_index::DisclosedFlag;
 use crate::incoming::PeerInfo;
+use crate::metrics::NodeMetrics;
 use crate::status::code_of;
 use flagnet_audit::{
     AuditAction, AuditHealth, AuditOutcome, AuditRecord, AuditSink, AuditTokenKey, DisclosedFields, SubjectRef,
@@ -24,6 +25,7 @@ pub struct AuditTrail {
     sink: Arc<dyn AuditSink>,
     token_key: Arc<AuditTokenKey>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<NodeMetrics>,
 }
 
 fn fingerprint_bytes(hex_text: &str) -> Option<[u8; 32]> {
@@ -31,8 +33,18 @@ fn fingerprint_bytes(hex_text: &str) -> Option<[u8; 32]> {
 }
 
 impl AuditTrail {
-    pub fn new(sink: Arc<dyn AuditSink>, token_key: Arc<AuditTokenKey>, clock: Arc<dyn Clock>) -> Self {
-        Self { sink, token_key, clock }
+    pub fn new(
+        sink: Arc<dyn AuditSink>,
+        token_key: Arc<AuditTokenKey>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
+        Self {
+            sink,
+            token_key,
+            clock,
+            metrics,
+        }
     }
 
     pub fn sink(&self) -> &Arc<dyn AuditSink> {
@@ -80,7 +92,21 @@ impl AuditTrail {
     /// Appends a concluded record; an audit failure is `Unavailable`.
     pub async fn append(&self, record: AuditRecord) -> CoreResult<()> {
         let request_id = record.request_id;
-        self.sink.append(record).await.map(|_| ()).map_err(|error| {
+        if record.action != AuditAction::CertificateEvent {
+            let code = Code::from(record.grpc_code as i32);
+            self.metrics
+                .requests
+                .with_label_values(&[record.action.as_str(), &format!("{code:?}")])
+                .inc();
+        }
+        self.metrics.audit_pending.inc();
+        let started = std::time::Instant::now();
+        let appended = self.sink.append(record).await;
+        self.metrics.audit_pending.dec();
+        self.metrics
+            .audit_durable_seconds
+            .observe(started.elapsed().as_secs_f64());
+        appended.map(|_| ()).map_err(|error| {
             tracing::error!(%request_id, %error, "audit record could not be made durable; refusing the request");
             CoreError::Unavailable(format!("audit log: {error}"))
         })

@@ -41,7 +41,31 @@ pub struct NodeConfig {
     #[serde(default)]
     pub federation: FederationSection,
     #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// The admin listener: Prometheus metrics over plain HTTP, for the local
+/// scraper only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// where `GET /metrics` is served; loopback by default, never the mTLS port
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9464".to_owned()
 }
 
 /// Peers and how this node treats them.
@@ -342,6 +366,7 @@ impl NodeConfig {
             }
         }
         self.validate_federation()?;
+        self.admin_addr()?;
         if !(10..=60_000).contains(&self.audit.append_deadline_ms) {
             return Err(invalid("audit.append_deadline_ms", "must be between 10 and 60000"));
         }
@@ -426,6 +451,15 @@ impl NodeConfig {
             invalid(
                 "node.listen",
                 format!("{:?} is not an address and port: {error}", self.node.listen),
+            )
+        })
+    }
+
+    pub fn admin_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.admin.listen.parse().map_err(|error| {
+            invalid(
+                "admin.listen",
+                format!("{:?} is not an address and port: {error}", self.admin.listen),
             )
         })
     }

@@ -73,6 +73,7 @@ pub struct FlagIndexCore {
     pub clock: Arc<dyn Clock>,
     pub peers: Arc<PeerSet>,
     pub audit: AuditTrail,
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
     /// live encounter alerts, for `WatchAlerts` streams
     pub alerts: tokio::sync::broadcast::Sender<Alert>,
 }
@@ -135,6 +136,12 @@ impl FlagIndexCore {
             .filter_map(|found| {
                 let flag_consents = consents.get(&found.flag.id).unwrap_or(&no_consents);
                 let disclosure = self.engine.decide(actor, purpose, &found.flag, flag_consents, now);
+                let outcome = match (disclosure.discloses_presence(), disclosure.is_override()) {
+                    (false, _) => "hidden",
+                    (true, true) => "override",
+                    (true, false) => "disclosed",
+                };
+                self.metrics.decisions.with_label_values(&[outcome]).inc();
                 if !disclosure.discloses_presence() {
                     return None;
                 }

@@ -116,6 +116,7 @@ fn peer_status(agency: &AgencyId, outcome: &PeerOutcome) -> pb::PeerStatus {
 #[tonic::async_trait]
 impl pb::flag_index_server::FlagIndex for FlagIndexGrpc {
     async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
+        let _timer = self.core.metrics.lookup_seconds.start_timer();
         let caller = self.caller(&request, AuditAction::Lookup).await?;
         let budget = self.lookup_budget;
         let deadline = Instant::now() + grpc_timeout(request.metadata()).map_or(budget, |asked| asked.min(budget));

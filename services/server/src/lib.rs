@@ -16,6 +16,7 @@ pub mod federation;
 pub mod flag_index;
 pub mod grpc;
 pub mod incoming;
+pub mod metrics;
 pub mod node;
 pub mod peers;
 pub mod policy_admin;

@@ -9,6 +9,7 @@ use crate::federation::FederationGrpc;
 use crate::flag_index::FlagIndexCore;
 use crate::grpc::FlagIndexGrpc;
 use crate::incoming::{ListenerLimits, accept_tls};
+use crate::metrics::{MetricSources, NodeMetrics, serve_admin};
 use crate::peers::PeerSet;
 use crate::policy_admin::PolicyAdminGrpc;
 use crate::tls_reload::{ReloadTask, TrustReload, trust_paths};
@@ -62,9 +63,15 @@ pub struct RunningNode {
     trust: TrustReload,
     _trust_reload_task: ReloadTask,
     audit_log: Option<Arc<AuditLog>>,
+    admin_addr: SocketAddr,
 }
 
 impl RunningNode {
+    /// Where `GET /metrics` is served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     /// The node's durable audit log (none when a sink was supplied instead).
     pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
         self.audit_log.as_ref()
@@ -198,7 +205,8 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let audit_token_key = Arc::new(
         AuditTokenKey::load(&config.audit.token_key_file).map_err(|error| StartError::Audit(error.to_string()))?,
     );
-    let audit = AuditTrail::new(audit_sink.clone(), audit_token_key, clock.clone());
+    let metrics = NodeMetrics::new(agency.as_str());
+    let audit = AuditTrail::new(audit_sink.clone(), audit_token_key, clock.clone(), metrics.clone());
     let engine = Arc::new(
         DecisionEngine::load(&PolicySource::new(&config.policy.dir), std::slice::from_ref(&agency))
             .await
@@ -207,7 +215,18 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let tls = Arc::new(
         ReloadingServerConfig::load(trust_paths(&config)).map_err(|error| StartError::Tls(error.to_string()))?,
     );
-    let peers = Arc::new(PeerSet::connect(&config.federation, &tls).map_err(StartError::Tls)?);
+    let peers = Arc::new(PeerSet::connect(&config.federation, &tls, metrics.clone()).map_err(StartError::Tls)?);
+    let admin_listen = config.admin_addr()?;
+    let admin_listener = TcpListener::bind(admin_listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            addr: admin_listen.to_string(),
+            reason: error.to_string(),
+        })?;
+    let admin_addr = admin_listener.local_addr().map_err(|error| StartError::Listen {
+        addr: admin_listen.to_string(),
+        reason: error.to_string(),
+    })?;
 
     let listen = config.listen_addr()?;
     let listener = TcpListener::bind(listen).await.map_err(|error| StartError::Listen {
@@ -229,6 +248,7 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         clock,
         peers,
         audit,
+        metrics: metrics.clone(),
         alerts: tokio::sync::broadcast::channel(ALERT_BUFFER).0,
     };
     let lookup_budget = Duration::from_millis(config.federation.lookup_budget_ms);
@@ -267,7 +287,7 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         handshake_timeout: config.handshake_timeout(),
         connection_lifetime: config.max_connection_age() + config.max_connection_age_grace(),
     };
-    let incoming = accept_tls(listener, tls, limits, trust_events);
+    let incoming = accept_tls(listener, tls.clone(), limits, trust_events);
     let (stop, stopped) = oneshot::channel::<()>();
     // tonic 0.14.9 skips the GOAWAY when max_connection_age_grace is set,
     // so the grace is the listener's hard deadline instead
@@ -279,6 +299,7 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         .add_service(federation)
         .add_service(PolicyAdminServer::new(PolicyAdminGrpc::new(core.clone())));
     let core_for_audit = core.clone();
+    let peers_for_metrics = core.peers.clone();
     let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));
     let router = match &audit_log {
         Some(log) => {
@@ -287,6 +308,15 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         }
         None => router,
     };
+    let admin = serve_admin(
+        admin_listener,
+        metrics,
+        MetricSources {
+            audit_log: audit_log.clone(),
+            peers: peers_for_metrics,
+            trust: Some(tls.clone()),
+        },
+    );
     let audit_log_for_task = audit_log.clone();
     let task = tokio::spawn(async move {
         let served = router
@@ -296,6 +326,7 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
             .await;
         delivery.abort();
         audit_health.abort();
+        admin.abort();
         if let Some(log) = &audit_log_for_task {
             log.shutdown().await;
         }
@@ -311,5 +342,6 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         trust,
         _trust_reload_task: trust_reload_task,
         audit_log,
+        admin_addr,
     })
 }

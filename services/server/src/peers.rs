@@ -46,6 +46,7 @@ impl Peer {
 #[derive(Debug)]
 pub struct PeerSet {
     peers: Vec<Peer>,
+    metrics: Option<Arc<crate::metrics::NodeMetrics>>,
     peer_timeout: Duration,
     margin: Duration,
 }
@@ -98,6 +99,7 @@ impl PeerSet {
     pub fn empty() -> Self {
         Self {
             peers: Vec::new(),
+            metrics: None,
             peer_timeout: Duration::from_millis(1500),
             margin: Duration::from_millis(50),
         }
@@ -108,7 +110,11 @@ impl PeerSet {
     /// Lazy channels to every peer. The TLS config comes from the node's
     /// reloading trust set, so each new handshake presents the node's
     /// certificate in use and checks the peer against the current CAs and CRLs.
-    pub fn connect(federation: &FederationSection, trust: &Arc<ReloadingServerConfig>) -> Result<Self, String> {
+    pub fn connect(
+        federation: &FederationSection,
+        trust: &Arc<ReloadingServerConfig>,
+        metrics: Arc<crate::metrics::NodeMetrics>,
+    ) -> Result<Self, String> {
         let mut peers = Vec::new();
         for peer in &federation.peers {
             let agency = AgencyId::parse(&peer.agency).map_err(|error| error.to_string())?;
@@ -130,6 +136,7 @@ impl PeerSet {
         }
         Ok(Self {
             peers,
+            metrics: Some(metrics),
             peer_timeout: Duration::from_millis(federation.peer_timeout_ms),
             margin: Duration::from_millis(federation.deadline_margin_ms),
         })
@@ -215,6 +222,12 @@ impl PeerSet {
             PeerOutcome::TimedOut | PeerOutcome::Unavailable(_) | PeerOutcome::Failed(_) => {
                 peer.breaker.record_failure(Instant::now())
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .peer_calls
+                .with_label_values(&[peer.agency.as_str(), outcome.state().as_str_name()])
+                .inc();
         }
         tracing::debug!(
             request_id = %query.request_id,
