@@ -58,7 +58,10 @@ fn prepare(
         let id = flag.id.unwrap_or_else(Uuid::new_v4);
         let owner = flag.owner.as_str().to_owned();
         if owners.insert(id, owner.clone()).is_some() {
-            return Err(CoreError::invalid("flags", format!("flag {id} appears twice in one batch")));
+            return Err(CoreError::invalid(
+                "flags",
+                format!("flag {id} appears twice in one batch"),
+            ));
         }
         let tokens = distinct_in_order(&flag.subject_tokens);
         let row = FlagRow {
@@ -204,7 +207,13 @@ impl SqliteStore {
                             .map_err(&sql)?;
                     }
                     insert_history
-                        .execute(params![row.id, row.revision, row.updated_at, row.status, history_sealed])
+                        .execute(params![
+                            row.id,
+                            row.revision,
+                            row.updated_at,
+                            row.status,
+                            history_sealed
+                        ])
                         .map_err(&sql)?;
                 }
                 let mut insert_consent = transaction
@@ -302,7 +311,13 @@ mod tests {
         let consents: Vec<NewConsent> = flags.iter().map(consent).collect();
         let probe = flags[42].clone();
         let loaded = store.bulk_put_flags(flags, consents, AT).await.unwrap();
-        assert_eq!(loaded, BulkLoaded { flags: 300, consents: 300 });
+        assert_eq!(
+            loaded,
+            BulkLoaded {
+                flags: 300,
+                consents: 300
+            }
+        );
 
         let found = store.find_flags(&probe.subject_tokens).await.unwrap();
         assert_eq!(found.len(), 1);

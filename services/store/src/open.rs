@@ -20,7 +20,10 @@ pub const DEFAULT_POSTGRES_SCHEMA: &str = "flagnet";
 pub(crate) enum StoreLocation {
     Sqlite(PathBuf),
     /// the URL without `schema=`, and the schema
-    Postgres { url: String, schema: String },
+    Postgres {
+        url: String,
+        schema: String,
+    },
 }
 
 impl StoreLocation {
@@ -34,7 +37,10 @@ impl StoreLocation {
                 return Err(CoreError::invalid("store.url", "sqlite:// needs a file path"));
             }
             if path.contains('?') {
-                return Err(CoreError::invalid("store.url", "sqlite:// URLs take no query parameters"));
+                return Err(CoreError::invalid(
+                    "store.url",
+                    "sqlite:// URLs take no query parameters",
+                ));
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
@@ -125,7 +131,10 @@ mod tests {
                 "sqlite:///var/lib/flagnet/store.sqlite",
                 StoreLocation::Sqlite("/var/lib/flagnet/store.sqlite".into()),
             ),
-            ("sqlite://data/store.sqlite", StoreLocation::Sqlite("data/store.sqlite".into())),
+            (
+                "sqlite://data/store.sqlite",
+                StoreLocation::Sqlite("data/store.sqlite".into()),
+            ),
             ("/tmp/store.sqlite", StoreLocation::Sqlite("/tmp/store.sqlite".into())),
             ("store.sqlite", StoreLocation::Sqlite("store.sqlite".into())),
             (

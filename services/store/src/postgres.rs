@@ -27,7 +27,7 @@ use crate::rows::{
     AlertInput, AlertRow, ConsentRow, FLAG_HISTORY, FlagInput, FlagRow, FlagWrite, HistoryBody, JoinedToken,
     LoadedFlags, REVIEW_ITEMS, ReviewRow, check_resolution, consent_query_flags, corrupt, cursor_to_sql,
     data_key_check_binding, data_key_check_opens, history_binding, instant_from_sql, instant_to_sql, list_limit,
-    lookup_tokens, new_revocation, new_review_item, outbox_binding, revision_from_sql, status_from_sql,
+    lookup_tokens, new_review_item, new_revocation, outbox_binding, revision_from_sql, status_from_sql,
 };
 use crate::seal::Sealer;
 use crate::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
@@ -184,18 +184,21 @@ impl fmt::Debug for PostgresStore {
 /// go into DDL and `search_path` without quoting.
 fn check_schema_name(schema: &str) -> CoreResult<()> {
     let mut characters = schema.chars();
-    let starts_well = characters.next().is_some_and(|first| first.is_ascii_lowercase() || first == '_');
+    let starts_well = characters
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first == '_');
     let rest_is_plain = characters.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !starts_well || !rest_is_plain || schema.len() > MAX_SCHEMA_LEN {
         return Err(CoreError::invalid(
             "store.schema",
-            format!(
-                "must be 1 to {MAX_SCHEMA_LEN} of a-z, 0-9 and _, not starting with a digit, got {schema:?}"
-            ),
+            format!("must be 1 to {MAX_SCHEMA_LEN} of a-z, 0-9 and _, not starting with a digit, got {schema:?}"),
         ));
     }
     if schema.starts_with("pg_") || schema == "information_schema" {
-        return Err(CoreError::invalid("store.schema", format!("{schema:?} is reserved by PostgreSQL")));
+        return Err(CoreError::invalid(
+            "store.schema",
+            format!("{schema:?} is reserved by PostgreSQL"),
+        ));
     }
     Ok(())
 }
@@ -333,7 +336,12 @@ async fn prepare_schema(
 
 /// Seals the check value on first connect; on every later connect, refuses a
 /// key that cannot open it.
-async fn check_data_key(client: &tokio_postgres::Client, sealer: &Sealer, schema: &str, target: &str) -> CoreResult<()> {
+async fn check_data_key(
+    client: &tokio_postgres::Client,
+    sealer: &Sealer,
+    schema: &str,
+    target: &str,
+) -> CoreResult<()> {
     let sealed_check = sealer.seal_bytes(&data_key_check_binding(), crate::rows::DATA_KEY_CHECK)?;
     client
         .execute(
@@ -492,7 +500,11 @@ async fn write_flag(session: &mut Session<'_>, write: &FlagWrite) -> CoreResult<
     if !write.tokens.is_empty() {
         let positions: Vec<i64> = (0..write.tokens.len() as i64).collect();
         let kinds: Vec<&str> = write.tokens.iter().map(|token| token.kind.as_str()).collect();
-        let tokens: Vec<&[u8]> = write.tokens.iter().map(|token| token.token.as_bytes().as_slice()).collect();
+        let tokens: Vec<&[u8]> = write
+            .tokens
+            .iter()
+            .map(|token| token.token.as_bytes().as_slice())
+            .collect();
         session
             .execute(INSERT_FLAG_TOKENS, &[&row.id, &positions, &kinds, &tokens])
             .await?;
@@ -500,7 +512,13 @@ async fn write_flag(session: &mut Session<'_>, write: &FlagWrite) -> CoreResult<
     session
         .execute(
             INSERT_FLAG_HISTORY,
-            &[&row.id, &row.revision, &row.updated_at, &row.status, &write.history_sealed],
+            &[
+                &row.id,
+                &row.revision,
+                &row.updated_at,
+                &row.status,
+                &write.history_sealed,
+            ],
         )
         .await?;
     Ok(())
@@ -660,7 +678,10 @@ impl Store for PostgresStore {
             .execute(REVOKE_CONSENT, &[&row.id, &row.revoked_at, &row.sealed])
             .await?;
         if updated != 1 {
-            return Err(CoreError::Internal(format!("consent {} changed under a row lock", row.id)));
+            return Err(CoreError::Internal(format!(
+                "consent {} changed under a row lock",
+                row.id
+            )));
         }
         session.commit().await?;
         let revoked = row.into_consent(body)?;

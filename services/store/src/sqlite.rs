@@ -4,7 +4,9 @@
 //!
 //! Every connection runs with `journal_mode=WAL`, `synchronous=FULL` (an
 //! acknowledged consent revocation survives a power loss), `foreign_keys=ON`
-//! and `busy_timeout=5000`. Each write is one immediate transaction.
+//! and `busy_timeout=5000`. Each write is one immediate transaction. Rows
+//! are encoded, sealed and checked by `crate::rows`, shared with the
+//! PostgreSQL backend; this module keeps the statements and the connections.
 //!
 //! This module must never write a subject's name, birth date, phone,
 //! address, clinical detail or consent text outside a sealed body, never put
@@ -13,29 +15,35 @@
 
 use crate::data_key::DataKey;
 use crate::pool::ConnectionPool;
-use crate::seal::{RowBinding, Sealer};
-use crate::{
-    DEFAULT_POOL_SIZE, MAX_CONSENT_QUERY_FLAGS, MAX_FLAG_TOKENS, MAX_LIST_LIMIT, MAX_LOOKUP_TOKENS, MAX_POOL_SIZE,
+use crate::rows::{
+    AlertInput, AlertRow, DATA_KEY_CHECK, FLAG_HISTORY, FlagInput, FlagWrite, JoinedToken, LoadedFlag, LoadedFlags,
+    ReviewRow, check_resolution, consent_query_flags, cursor_to_sql, data_key_check_binding, data_key_check_opens,
+    instant_from_sql, list_limit, lookup_tokens, new_review_item, new_revocation, outbox_binding, review_binding,
+    revision_from_sql, status_from_sql,
 };
+// The row types, encodings and checks live in `crate::rows`, shared with the
+// PostgreSQL backend; these stay nameable here for code written against
+// `crate::sqlite` (the bulk loader).
+pub(crate) use crate::rows::{
+    ConsentBody, ConsentRow, FlagBody, FlagRow, HistoryBody, check_required_text, date_to_sql, distinct_in_order,
+    history_binding, instant_to_sql, validate_new_flag,
+};
+use crate::seal::Sealer;
+use crate::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 use async_trait::async_trait;
-use flagnet_core::consent::Revocation;
-use flagnet_core::flag::{FlagChange, check_text};
+use flagnet_core::flag::FlagChange;
 use flagnet_core::{
-    AgencyId, Alert, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult,
-    Encounter, Flag, FlagContent, FlagMatch, FlagStatus, NewConsent, NewFlag, ReviewItem, ReviewResolution, Store,
-    SubjectKeyKind, SubjectToken, TimeBoundBasis,
+    AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, ReviewItem,
+    ReviewResolution, Store, SubjectToken,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod embedded {
@@ -46,14 +54,6 @@ mod embedded {
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// Prepared statements kept per connection (lookups vary by token count).
 const STATEMENT_CACHE_CAPACITY: usize = 96;
-/// What the data key check row holds, sealed.
-const DATA_KEY_CHECK: &[u8] = b"flagnet data key check v1";
-const DATE_FORMAT: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
-
-const FLAGS: &str = "flags";
-const FLAG_HISTORY: &str = "flag_history";
-const CONSENTS: &str = "consents";
-
 /// The flag columns every flag query selects, in this order, followed by the
 /// token's `kind` and `token` (NULL when a flag has none).
 const FLAG_COLUMNS: &str = "f.id, f.owner, f.status, f.review_date, f.revision, f.created_at, f.updated_at, f.sealed";
@@ -195,8 +195,7 @@ fn check_data_key(connection: &Connection, sealer: &Sealer, path: &Path) -> Core
         tracing::error!(path = %path.display(), %error, "cannot read the data key check");
         CoreError::Unavailable(format!("cannot read database {}: {error}", path.display()))
     };
-    let binding = RowBinding::new("store_meta", "data_key_check");
-    let sealed_check = sealer.seal_bytes(&binding, DATA_KEY_CHECK)?;
+    let sealed_check = sealer.seal_bytes(&data_key_check_binding(), DATA_KEY_CHECK)?;
     connection
         .execute(
             "INSERT OR IGNORE INTO store_meta (name, value) VALUES ('data_key_check', ?1)",
@@ -210,16 +209,14 @@ fn check_data_key(connection: &Connection, sealer: &Sealer, path: &Path) -> Core
             |row| row.get(0),
         )
         .map_err(failed)?;
-    match sealer.open_bytes(&binding, &stored) {
-        Ok(plaintext) if plaintext == DATA_KEY_CHECK => Ok(()),
-        _ => {
-            tracing::error!(path = %path.display(), "data key does not open this database");
-            Err(CoreError::Internal(format!(
-                "{} cannot be decrypted with this data key: it was written under another key",
-                path.display()
-            )))
-        }
+    if data_key_check_opens(sealer, &stored) {
+        return Ok(());
     }
+    tracing::error!(path = %path.display(), "data key does not open this database");
+    Err(CoreError::Internal(format!(
+        "{} cannot be decrypted with this data key: it was written under another key",
+        path.display()
+    )))
 }
 
 /// Maps a SQLite failure to the core error: a lock held too long or a disk
@@ -243,70 +240,6 @@ pub(crate) fn sql_error(operation: &'static str) -> impl Fn(rusqlite::Error) -> 
     }
 }
 
-fn corrupt(table: &str, row_id: &str, what: impl fmt::Display) -> CoreError {
-    tracing::error!(table, row_id, what = %what, "store row is corrupt");
-    CoreError::Internal(format!("{table} row {row_id} is corrupt: {what}"))
-}
-
-// ---- encodings (see the migration's header) ----
-
-pub(crate) fn instant_to_sql(field: &str, at: OffsetDateTime) -> CoreResult<i64> {
-    i64::try_from(at.unix_timestamp_nanos())
-        .map_err(|_| CoreError::invalid(field, "must be between the years 1678 and 2261"))
-}
-
-fn instant_from_sql(table: &str, row_id: &str, nanos: i64) -> CoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).map_err(|error| corrupt(table, row_id, error))
-}
-
-fn optional_instant_from_sql(table: &str, row_id: &str, nanos: Option<i64>) -> CoreResult<Option<OffsetDateTime>> {
-    nanos.map(|nanos| instant_from_sql(table, row_id, nanos)).transpose()
-}
-
-pub(crate) fn date_to_sql(date: Date) -> CoreResult<String> {
-    date.format(DATE_FORMAT)
-        .map_err(|error| CoreError::invalid("flag.review_date", error.to_string()))
-}
-
-fn date_from_sql(row_id: &str, text: &str) -> CoreResult<Date> {
-    Date::parse(text, DATE_FORMAT).map_err(|error| corrupt(FLAGS, row_id, format_args!("review_date: {error}")))
-}
-
-fn uuid_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<Uuid> {
-    Uuid::parse_str(text).map_err(|error| corrupt(table, row_id, format_args!("uuid: {error}")))
-}
-
-fn agency_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<AgencyId> {
-    AgencyId::parse(text).map_err(|error| corrupt(table, row_id, format_args!("owner: {error}")))
-}
-
-fn status_from_sql(table: &str, row_id: &str, text: &str) -> CoreResult<FlagStatus> {
-    match text {
-        "active" => Ok(FlagStatus::Active),
-        "unverified" => Ok(FlagStatus::Unverified),
-        "lapsed" => Ok(FlagStatus::Lapsed),
-        "revoked" => Ok(FlagStatus::Revoked),
-        "archived" => Ok(FlagStatus::Archived),
-        other => Err(corrupt(table, row_id, format_args!("unknown status {other:?}"))),
-    }
-}
-
-fn revision_from_sql(table: &str, row_id: &str, revision: i64) -> CoreResult<u64> {
-    u64::try_from(revision).map_err(|_| corrupt(table, row_id, "negative revision"))
-}
-
-fn token_from_sql(row_id: &str, kind: &str, token: &[u8]) -> CoreResult<SubjectToken> {
-    let kind = SubjectKeyKind::parse(kind).map_err(|error| corrupt("flag_tokens", row_id, error))?;
-    let token = BlindToken::from_slice(token).map_err(|error| corrupt("flag_tokens", row_id, error))?;
-    Ok(SubjectToken { kind, token })
-}
-
-/// The tokens in their first-given order, each once.
-pub(crate) fn distinct_in_order(tokens: &[SubjectToken]) -> Vec<SubjectToken> {
-    let mut seen = HashSet::with_capacity(tokens.len());
-    tokens.iter().copied().filter(|token| seen.insert(*token)).collect()
-}
-
 /// `(?1, ?2), (?3, ?4), ...` for `rows` rows of `width` parameters.
 fn placeholders(rows: usize, width: usize) -> String {
     let mut text = String::with_capacity(rows * width * 5);
@@ -327,44 +260,7 @@ fn placeholders(rows: usize, width: usize) -> String {
     text
 }
 
-// ---- sealed bodies and their bindings ----
-
-/// What a flag row seals: everything about the subject and who wrote it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct FlagBody {
-    pub(crate) content: FlagContent,
-    pub(crate) basis: Option<TimeBoundBasis>,
-    pub(crate) updated_by: String,
-}
-
-/// What a history row seals: who made the change and why.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct HistoryBody {
-    pub(crate) changed_by: String,
-    pub(crate) reason: String,
-}
-
-/// What a consent row seals: the form, its scope, and its revocation.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ConsentBody {
-    pub(crate) basis: ConsentBasis,
-    pub(crate) elements: ConsentElements,
-    pub(crate) scope: ConsentScope,
-    pub(crate) recorded_by: String,
-    pub(crate) revocation: Option<Revocation>,
-}
-
-/// A flag row's plaintext columns, as stored.
-pub(crate) struct FlagRow {
-    pub(crate) id: String,
-    pub(crate) owner: String,
-    pub(crate) status: String,
-    pub(crate) review_date: Option<String>,
-    pub(crate) revision: i64,
-    pub(crate) created_at: i64,
-    pub(crate) updated_at: i64,
-    pub(crate) sealed: Vec<u8>,
-}
+// ---- reading rows (encodings and bindings are in `crate::rows`) ----
 
 impl FlagRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -379,65 +275,6 @@ impl FlagRow {
             sealed: row.get(7)?,
         })
     }
-
-    /// Binds every plaintext column, and the flag's tokens in order, so that
-    /// neither can be edited or re-pointed without the body failing to open.
-    pub(crate) fn binding(&self, tokens: &[SubjectToken]) -> RowBinding {
-        let mut binding = RowBinding::new(FLAGS, self.id.as_str())
-            .text(&self.owner)
-            .text(&self.status)
-            .optional_text(self.review_date.as_deref())
-            .integer(self.revision)
-            .integer(self.created_at)
-            .integer(self.updated_at)
-            .integer(tokens.len() as i64);
-        for token in tokens {
-            binding = binding.text(token.kind.as_str()).bytes(token.token.as_bytes());
-        }
-        binding
-    }
-
-    fn open(self, sealer: &Sealer, tokens: Vec<SubjectToken>) -> CoreResult<Flag> {
-        let body: FlagBody = sealer.open(&self.binding(&tokens), &self.sealed)?;
-        let row_id = self.id.as_str();
-        Ok(Flag {
-            id: uuid_from_sql(FLAGS, row_id, row_id)?,
-            owner: agency_from_sql(FLAGS, row_id, &self.owner)?,
-            status: status_from_sql(FLAGS, row_id, &self.status)?,
-            review_date: self
-                .review_date
-                .as_deref()
-                .map(|text| date_from_sql(row_id, text))
-                .transpose()?,
-            basis: body.basis,
-            content: body.content,
-            subject_tokens: tokens,
-            created_at: instant_from_sql(FLAGS, row_id, self.created_at)?,
-            updated_at: instant_from_sql(FLAGS, row_id, self.updated_at)?,
-            updated_by: body.updated_by,
-            revision: revision_from_sql(FLAGS, row_id, self.revision)?,
-        })
-    }
-}
-
-pub(crate) fn history_binding(flag_id: &str, owner: &str, revision: i64, changed_at: i64, status: &str) -> RowBinding {
-    RowBinding::new(FLAG_HISTORY, format!("{flag_id}/{revision}"))
-        .text(owner)
-        .integer(revision)
-        .integer(changed_at)
-        .text(status)
-}
-
-/// A consent row's plaintext columns, as stored.
-pub(crate) struct ConsentRow {
-    pub(crate) id: String,
-    pub(crate) flag_id: String,
-    pub(crate) owner: String,
-    pub(crate) valid_from: i64,
-    pub(crate) valid_until: Option<i64>,
-    pub(crate) recorded_at: i64,
-    pub(crate) revoked_at: Option<i64>,
-    pub(crate) sealed: Vec<u8>,
 }
 
 impl ConsentRow {
@@ -453,59 +290,6 @@ impl ConsentRow {
             sealed: row.get(7)?,
         })
     }
-
-    pub(crate) fn binding(&self) -> RowBinding {
-        RowBinding::new(CONSENTS, self.id.as_str())
-            .text(&self.flag_id)
-            .text(&self.owner)
-            .integer(self.valid_from)
-            .optional_integer(self.valid_until)
-            .integer(self.recorded_at)
-            .optional_integer(self.revoked_at)
-    }
-
-    fn open_body(&self, sealer: &Sealer) -> CoreResult<ConsentBody> {
-        let body: ConsentBody = sealer.open(&self.binding(), &self.sealed)?;
-        let sealed_revoked_at = body
-            .revocation
-            .as_ref()
-            .map(|revocation| instant_to_sql("consent.revocation.at", revocation.at))
-            .transpose()
-            .map_err(|error| corrupt(CONSENTS, &self.id, error))?;
-        if sealed_revoked_at != self.revoked_at {
-            return Err(corrupt(CONSENTS, &self.id, "revocation does not match revoked_at"));
-        }
-        Ok(body)
-    }
-
-    fn into_consent(self, body: ConsentBody) -> CoreResult<Consent> {
-        let row_id = self.id.as_str();
-        Ok(Consent {
-            id: uuid_from_sql(CONSENTS, row_id, row_id)?,
-            flag_id: uuid_from_sql(CONSENTS, row_id, &self.flag_id)?,
-            owner: agency_from_sql(CONSENTS, row_id, &self.owner)?,
-            basis: body.basis,
-            elements: body.elements,
-            scope: body.scope,
-            valid_from: instant_from_sql(CONSENTS, row_id, self.valid_from)?,
-            valid_until: optional_instant_from_sql(CONSENTS, row_id, self.valid_until)?,
-            recorded_at: instant_from_sql(CONSENTS, row_id, self.recorded_at)?,
-            recorded_by: body.recorded_by,
-            revocation: body.revocation,
-        })
-    }
-
-    fn open(self, sealer: &Sealer) -> CoreResult<Consent> {
-        let body = self.open_body(sealer)?;
-        self.into_consent(body)
-    }
-}
-
-/// A flag row with its tokens, and which of them a lookup asked for.
-struct LoadedFlag {
-    row: FlagRow,
-    tokens: Vec<SubjectToken>,
-    matched: Vec<SubjectToken>,
 }
 
 /// Groups rows of `FLAG_COLUMNS, kind, token [, matched]`, ordered by flag id
@@ -516,35 +300,22 @@ fn collect_flags(
     operation: &'static str,
 ) -> CoreResult<Vec<LoadedFlag>> {
     let sql = sql_error(operation);
-    let mut loaded: Vec<LoadedFlag> = Vec::new();
+    let mut loaded = LoadedFlags::default();
     while let Some(row) = rows.next().map_err(&sql)? {
         let id: String = row.get(0).map_err(&sql)?;
-        let current = match loaded.last_mut() {
-            Some(last) if last.row.id == id => last,
-            _ => {
-                loaded.push(LoadedFlag {
-                    row: FlagRow::read(row).map_err(&sql)?,
-                    tokens: Vec::new(),
-                    matched: Vec::new(),
-                });
-                let Some(pushed) = loaded.last_mut() else {
-                    return Err(CoreError::Internal(format!("{operation} lost a row")));
-                };
-                pushed
-            }
-        };
         let kind: Option<String> = row.get(8).map_err(&sql)?;
         let token: Option<Vec<u8>> = row.get(9).map_err(&sql)?;
-        let (Some(kind), Some(token)) = (kind, token) else {
-            continue;
+        let joined = match (&kind, &token) {
+            (Some(kind), Some(token)) => Some(JoinedToken {
+                kind,
+                token,
+                matched: with_matched && row.get::<_, bool>(10).map_err(&sql)?,
+            }),
+            _ => None,
         };
-        let token = token_from_sql(&id, &kind, &token)?;
-        current.tokens.push(token);
-        if with_matched && row.get::<_, bool>(10).map_err(&sql)? {
-            current.matched.push(token);
-        }
+        loaded.push(&id, || FlagRow::read(row).map_err(&sql), joined)?;
     }
-    Ok(loaded)
+    Ok(loaded.into_vec())
 }
 
 /// The owner of flag `id`, if there is such a flag.
@@ -564,66 +335,6 @@ fn require_own_flag(transaction: &Transaction<'_>, owner: &str, id: &str, operat
     }
 }
 
-pub(crate) fn check_required_text(field: &str, value: &str) -> CoreResult<()> {
-    check_text(field, value)?;
-    if value.trim().is_empty() {
-        return Err(CoreError::invalid(field, "is required"));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_new_flag(flag: &NewFlag) -> CoreResult<()> {
-    flag.content.validate().map_err(|error| error.under("flag"))?;
-    if let Some(basis) = &flag.basis {
-        check_text("flag.basis.kind", &basis.kind)?;
-    }
-    if flag.subject_tokens.len() > MAX_FLAG_TOKENS {
-        return Err(CoreError::invalid(
-            "flag.subject_tokens",
-            format!(
-                "must have at most {MAX_FLAG_TOKENS} entries, got {}",
-                flag.subject_tokens.len()
-            ),
-        ));
-    }
-    check_required_text("flag.author", &flag.author)?;
-    check_required_text("flag.reason", &flag.reason)?;
-    Ok(())
-}
-
-const ALERTS: &str = "alerts";
-const REVIEW_ITEMS: &str = "review_items";
-
-fn review_binding(id: &str, owner: &str, created_at: i64, resolved_at: Option<i64>) -> RowBinding {
-    RowBinding::new(REVIEW_ITEMS, id)
-        .text(owner)
-        .integer(created_at)
-        .optional_integer(resolved_at)
-}
-
-const OUTBOX: &str = "outbox";
-
-fn alert_binding(encounter_id: &str, owner: &str, flag_id: &str, received_at: i64) -> RowBinding {
-    RowBinding::new(ALERTS, encounter_id)
-        .text(owner)
-        .text(flag_id)
-        .integer(received_at)
-}
-
-fn outbox_binding(encounter_id: &str, owner: &str, queued_at: i64) -> RowBinding {
-    RowBinding::new(OUTBOX, encounter_id).text(owner).integer(queued_at)
-}
-
-/// An `alerts` row as read, before its body is opened.
-struct AlertRow {
-    cursor: i64,
-    encounter_id: String,
-    flag_id: String,
-    owner: String,
-    received_at: i64,
-    sealed: Vec<u8>,
-}
-
 impl AlertRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -633,16 +344,6 @@ impl AlertRow {
             owner: row.get(3)?,
             received_at: row.get(4)?,
             sealed: row.get(5)?,
-        })
-    }
-
-    fn open(self, sealer: &Sealer) -> CoreResult<Alert> {
-        let binding = alert_binding(&self.encounter_id, &self.owner, &self.flag_id, self.received_at);
-        let encounter: Encounter = sealer.open(&binding, &self.sealed)?;
-        Ok(Alert {
-            cursor: u64::try_from(self.cursor).map_err(|_| corrupt(ALERTS, &self.encounter_id, "negative cursor"))?,
-            received_at: instant_from_sql(ALERTS, &self.encounter_id, self.received_at)?,
-            encounter,
         })
     }
 }
@@ -666,22 +367,102 @@ fn read_alert(
     row.map(|row| row.open(sealer)).transpose()
 }
 
+/// Writes one sealed flag revision: the row, its tokens and its history entry.
+fn write_flag(transaction: &Transaction<'_>, write: &FlagWrite, operation: &'static str) -> CoreResult<()> {
+    let sql = sql_error(operation);
+    let row = &write.row;
+    if row.revision == 1 {
+        transaction
+            .prepare_cached(
+                "INSERT INTO flags (id, owner, status, review_date, revision, created_at, updated_at, sealed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    row.id,
+                    row.owner,
+                    row.status,
+                    row.review_date,
+                    row.revision,
+                    row.created_at,
+                    row.updated_at,
+                    row.sealed
+                ])
+            })
+            .map_err(&sql)?;
+    } else {
+        let updated = transaction
+            .prepare_cached(
+                "UPDATE flags SET status = ?2, review_date = ?3, revision = ?4, updated_at = ?5, sealed = ?6 \
+                 WHERE id = ?1 AND revision = ?4 - 1",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    row.id,
+                    row.status,
+                    row.review_date,
+                    row.revision,
+                    row.updated_at,
+                    row.sealed
+                ])
+            })
+            .map_err(&sql)?;
+        if updated != 1 {
+            return Err(CoreError::Internal(format!(
+                "flag {} changed under a write lock",
+                row.id
+            )));
+        }
+        transaction
+            .prepare_cached("DELETE FROM flag_tokens WHERE flag_id = ?1")
+            .and_then(|mut statement| statement.execute([&row.id]))
+            .map_err(&sql)?;
+    }
+    {
+        let mut insert_token = transaction
+            .prepare_cached("INSERT INTO flag_tokens (flag_id, position, kind, token) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(&sql)?;
+        for (position, token) in write.tokens.iter().enumerate() {
+            insert_token
+                .execute(params![
+                    row.id,
+                    position as i64,
+                    token.kind.as_str(),
+                    token.token.as_bytes().as_slice()
+                ])
+                .map_err(&sql)?;
+        }
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO flag_history (flag_id, revision, changed_at, status, sealed) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                row.id,
+                row.revision,
+                row.updated_at,
+                row.status,
+                write.history_sealed
+            ])
+        })
+        .map_err(&sql)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn put_flag(&self, flag: NewFlag, at: OffsetDateTime) -> CoreResult<Flag> {
         const OPERATION: &str = "put_flag";
-        validate_new_flag(&flag)?;
-        let at_nanos = instant_to_sql("flag.updated_at", at)?;
-        let review_date = flag.review_date.map(date_to_sql).transpose()?;
-        let tokens = distinct_in_order(&flag.subject_tokens);
+        let input = FlagInput::new(flag, at)?;
         let sealer = Arc::clone(&self.sealer);
         let stored = self
             .pool
             .write(OPERATION, move |transaction| {
                 let sql = sql_error(OPERATION);
-                let owner = flag.owner.as_str();
-                let (id, revision, created_at) = match flag.id {
-                    None => (Uuid::new_v4(), 1_i64, at_nanos),
+                let write = match input.replaces() {
+                    None => input.create(&sealer)?,
                     Some(id) => {
                         let existing: Option<(String, i64, i64)> = transaction
                             .prepare_cached("SELECT owner, revision, created_at FROM flags WHERE id = ?1")
@@ -691,122 +472,11 @@ impl Store for SqliteStore {
                                     .optional()
                             })
                             .map_err(&sql)?;
-                        match existing {
-                            Some((stored_owner, revision, created_at)) if stored_owner == owner => {
-                                let next = revision
-                                    .checked_add(1)
-                                    .ok_or_else(|| corrupt(FLAGS, &id.to_string(), "revision overflow"))?;
-                                (id, next, created_at)
-                            }
-                            _ => return Err(CoreError::NotFound("flag".into())),
-                        }
+                        input.replace(&sealer, id, existing)?
                     }
                 };
-                let row = FlagRow {
-                    id: id.to_string(),
-                    owner: owner.to_owned(),
-                    status: flag.status.as_str().to_owned(),
-                    review_date,
-                    revision,
-                    created_at,
-                    updated_at: at_nanos,
-                    sealed: Vec::new(),
-                };
-                let body = FlagBody {
-                    content: flag.content,
-                    basis: flag.basis,
-                    updated_by: flag.author.clone(),
-                };
-                let sealed = sealer.seal(&row.binding(&tokens), &body)?;
-                if revision == 1 {
-                    transaction
-                        .prepare_cached(
-                            "INSERT INTO flags (id, owner, status, review_date, revision, created_at, updated_at, sealed) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        )
-                        .and_then(|mut statement| {
-                            statement.execute(params![
-                                row.id,
-                                row.owner,
-                                row.status,
-                                row.review_date,
-                                row.revision,
-                                row.created_at,
-                                row.updated_at,
-                                sealed
-                            ])
-                        })
-                        .map_err(&sql)?;
-                } else {
-                    let updated = transaction
-                        .prepare_cached(
-                            "UPDATE flags SET status = ?2, review_date = ?3, revision = ?4, updated_at = ?5, sealed = ?6 \
-                             WHERE id = ?1 AND revision = ?4 - 1",
-                        )
-                        .and_then(|mut statement| {
-                            statement.execute(params![
-                                row.id,
-                                row.status,
-                                row.review_date,
-                                row.revision,
-                                row.updated_at,
-                                sealed
-                            ])
-                        })
-                        .map_err(&sql)?;
-                    if updated != 1 {
-                        return Err(CoreError::Internal(format!("flag {} changed under a write lock", row.id)));
-                    }
-                    transaction
-                        .prepare_cached("DELETE FROM flag_tokens WHERE flag_id = ?1")
-                        .and_then(|mut statement| statement.execute([&row.id]))
-                        .map_err(&sql)?;
-                }
-                {
-                    let mut insert_token = transaction
-                        .prepare_cached("INSERT INTO flag_tokens (flag_id, position, kind, token) VALUES (?1, ?2, ?3, ?4)")
-                        .map_err(&sql)?;
-                    for (position, token) in tokens.iter().enumerate() {
-                        insert_token
-                            .execute(params![
-                                row.id,
-                                position as i64,
-                                token.kind.as_str(),
-                                token.token.as_bytes().as_slice()
-                            ])
-                            .map_err(&sql)?;
-                    }
-                }
-                let history = HistoryBody {
-                    changed_by: flag.author.clone(),
-                    reason: flag.reason,
-                };
-                let history_sealed = sealer.seal(
-                    &history_binding(&row.id, &row.owner, revision, at_nanos, &row.status),
-                    &history,
-                )?;
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO flag_history (flag_id, revision, changed_at, status, sealed) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![row.id, revision, at_nanos, row.status, history_sealed])
-                    })
-                    .map_err(&sql)?;
-                Ok(Flag {
-                    id,
-                    owner: flag.owner,
-                    status: flag.status,
-                    review_date: flag.review_date,
-                    basis: body.basis,
-                    content: body.content,
-                    subject_tokens: tokens,
-                    created_at: instant_from_sql(FLAGS, &row.id, created_at)?,
-                    updated_at: at,
-                    updated_by: body.updated_by,
-                    revision: revision_from_sql(FLAGS, &row.id, revision)?,
-                })
+                write_flag(transaction, &write, OPERATION)?;
+                Ok(write.flag)
             })
             .await?;
         tracing::debug!(flag_id = %stored.id, owner = %stored.owner, revision = stored.revision, "flag stored");
@@ -843,7 +513,7 @@ impl Store for SqliteStore {
         let owner = owner.as_str().to_owned();
         // '' sorts before every uuid text
         let after = after.map(|id| id.to_string()).unwrap_or_default();
-        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let limit = list_limit(limit);
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .read(OPERATION, move |transaction| {
@@ -911,13 +581,7 @@ impl Store for SqliteStore {
 
     async fn find_flags(&self, tokens: &[SubjectToken]) -> CoreResult<Vec<FlagMatch>> {
         const OPERATION: &str = "find_flags";
-        if tokens.len() > MAX_LOOKUP_TOKENS {
-            return Err(CoreError::invalid(
-                "tokens",
-                format!("at most {MAX_LOOKUP_TOKENS} tokens per lookup, got {}", tokens.len()),
-            ));
-        }
-        let asked: Vec<SubjectToken> = tokens.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let asked = lookup_tokens(tokens)?;
         if asked.is_empty() {
             return Ok(Vec::new());
         }
@@ -958,28 +622,7 @@ impl Store for SqliteStore {
 
     async fn record_consent(&self, consent: NewConsent, at: OffsetDateTime) -> CoreResult<Consent> {
         const OPERATION: &str = "record_consent";
-        consent.validate()?;
-        check_required_text("consent.recorded_by", &consent.recorded_by)?;
-        let row = ConsentRow {
-            id: Uuid::new_v4().to_string(),
-            flag_id: consent.flag_id.to_string(),
-            owner: consent.owner.as_str().to_owned(),
-            valid_from: instant_to_sql("consent.valid_from", consent.valid_from)?,
-            valid_until: consent
-                .valid_until
-                .map(|until| instant_to_sql("consent.valid_until", until))
-                .transpose()?,
-            recorded_at: instant_to_sql("consent.recorded_at", at)?,
-            revoked_at: None,
-            sealed: Vec::new(),
-        };
-        let body = ConsentBody {
-            basis: consent.basis,
-            elements: consent.elements,
-            scope: consent.scope,
-            recorded_by: consent.recorded_by,
-            revocation: None,
-        };
+        let (row, body) = ConsentRow::new_recorded(consent, at)?;
         let sealer = Arc::clone(&self.sealer);
         let recorded = self
             .pool
@@ -1020,15 +663,8 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> CoreResult<Consent> {
         const OPERATION: &str = "revoke_consent";
-        check_required_text("revocation.by", by)?;
-        check_text("revocation.reason", reason)?;
-        let revoked_at = instant_to_sql("revocation.at", at)?;
+        let revocation = new_revocation(by, reason, at)?;
         let owner = owner.as_str().to_owned();
-        let revocation = Revocation {
-            at,
-            by: by.to_owned(),
-            reason: reason.to_owned(),
-        };
         let sealer = Arc::clone(&self.sealer);
         let revoked = self
             .pool
@@ -1047,18 +683,12 @@ impl Store for SqliteStore {
                 let Some(mut row) = row else {
                     return Err(CoreError::NotFound("consent".into()));
                 };
-                if row.revoked_at.is_some() {
-                    return Err(CoreError::FailedPrecondition("consent already revoked".into()));
-                }
-                let mut body = row.open_body(&sealer)?;
-                body.revocation = Some(revocation);
-                row.revoked_at = Some(revoked_at);
-                let sealed = sealer.seal(&row.binding(), &body)?;
+                let body = row.revoke(&sealer, revocation)?;
                 let updated = transaction
                     .prepare_cached(
                         "UPDATE consents SET revoked_at = ?2, sealed = ?3 WHERE id = ?1 AND revoked_at IS NULL",
                     )
-                    .and_then(|mut statement| statement.execute(params![row.id, revoked_at, sealed]))
+                    .and_then(|mut statement| statement.execute(params![row.id, row.revoked_at, row.sealed]))
                     .map_err(&sql)?;
                 if updated != 1 {
                     return Err(CoreError::Internal(format!(
@@ -1102,16 +732,7 @@ impl Store for SqliteStore {
 
     async fn consents_for_flags(&self, flag_ids: &[Uuid]) -> CoreResult<HashMap<Uuid, Vec<Consent>>> {
         const OPERATION: &str = "consents_for_flags";
-        if flag_ids.len() > MAX_CONSENT_QUERY_FLAGS {
-            return Err(CoreError::invalid(
-                "flag_ids",
-                format!(
-                    "at most {MAX_CONSENT_QUERY_FLAGS} flags per query, got {}",
-                    flag_ids.len()
-                ),
-            ));
-        }
-        let asked: Vec<Uuid> = flag_ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let asked = consent_query_flags(flag_ids)?;
         let mut by_flag: HashMap<Uuid, Vec<Consent>> = asked.iter().map(|id| (*id, Vec::new())).collect();
         if asked.is_empty() {
             return Ok(by_flag);
@@ -1147,38 +768,34 @@ impl Store for SqliteStore {
 
     async fn store_alert(&self, encounter: Encounter, at: OffsetDateTime) -> CoreResult<(Alert, bool)> {
         const OPERATION: &str = "store_alert";
-        encounter.validate()?;
-        let received_at = instant_to_sql("alert.received_at", at)?;
+        let input = AlertInput::new(encounter, at)?;
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .write(OPERATION, move |transaction| {
                 let sql = sql_error(OPERATION);
-                let encounter_id = encounter.id.to_string();
-                if let Some(existing) = read_alert(transaction, &sealer, "encounter_id = ?1", &encounter_id, OPERATION)? {
+                if let Some(existing) =
+                    read_alert(transaction, &sealer, "encounter_id = ?1", &input.encounter_id, OPERATION)?
+                {
                     return Ok((existing, false));
                 }
-                let flag_id = encounter.flag_id.to_string();
-                require_own_flag(transaction, encounter.owner.as_str(), &flag_id, OPERATION)?;
-                let binding = alert_binding(&encounter_id, encounter.owner.as_str(), &flag_id, received_at);
-                let sealed = sealer.seal(&binding, &encounter)?;
+                require_own_flag(transaction, input.owner(), &input.flag_id, OPERATION)?;
+                let sealed = input.seal(&sealer)?;
                 transaction
                     .prepare_cached(
                         "INSERT INTO alerts (encounter_id, flag_id, owner, received_at, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .and_then(|mut statement| {
-                        statement.execute(params![encounter_id, flag_id, encounter.owner.as_str(), received_at, sealed])
+                        statement.execute(params![
+                            input.encounter_id,
+                            input.flag_id,
+                            input.owner(),
+                            input.received_at,
+                            sealed
+                        ])
                     })
                     .map_err(&sql)?;
-                let cursor = u64::try_from(transaction.last_insert_rowid())
-                    .map_err(|_| corrupt(ALERTS, &encounter_id, "negative cursor"))?;
-                Ok((
-                    Alert {
-                        cursor,
-                        encounter,
-                        received_at: at,
-                    },
-                    true,
-                ))
+                let cursor = transaction.last_insert_rowid();
+                Ok((input.into_alert(cursor)?, true))
             })
             .await
     }
@@ -1186,8 +803,8 @@ impl Store for SqliteStore {
     async fn alerts_after(&self, owner: &AgencyId, after: u64, limit: usize) -> CoreResult<Vec<Alert>> {
         const OPERATION: &str = "alerts_after";
         let owner = owner.as_str().to_owned();
-        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = list_limit(limit);
+        let after = cursor_to_sql(after);
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .read(OPERATION, move |transaction| {
@@ -1235,7 +852,7 @@ impl Store for SqliteStore {
 
     async fn pending_deliveries(&self, limit: usize) -> CoreResult<Vec<Encounter>> {
         const OPERATION: &str = "pending_deliveries";
-        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let limit = list_limit(limit);
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .read(OPERATION, move |transaction| {
@@ -1288,11 +905,7 @@ impl Store for SqliteStore {
 
     async fn add_review_item(&self, item: ReviewItem) -> CoreResult<()> {
         const OPERATION: &str = "add_review_item";
-        check_required_text("review.reason", &item.reason)?;
-        if item.resolution.is_some() {
-            return Err(CoreError::invalid("review.resolution", "a new review item is open"));
-        }
-        let created_at = instant_to_sql("review.created_at", item.created_at)?;
+        let created_at = new_review_item(&item)?;
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .write(OPERATION, move |transaction| {
@@ -1318,7 +931,7 @@ impl Store for SqliteStore {
     ) -> CoreResult<Vec<ReviewItem>> {
         const OPERATION: &str = "review_items";
         let owner = owner.as_str().to_owned();
-        let limit = limit.clamp(1, MAX_LIST_LIMIT) as i64;
+        let limit = list_limit(limit);
         let sealer = Arc::clone(&self.sealer);
         self.pool
             .read(OPERATION, move |transaction| {
@@ -1358,8 +971,7 @@ impl Store for SqliteStore {
         resolution: ReviewResolution,
     ) -> CoreResult<ReviewItem> {
         const OPERATION: &str = "resolve_review_item";
-        resolution.validate()?;
-        let resolved_at = instant_to_sql("review.resolved_at", resolution.at)?;
+        check_resolution(&resolution)?;
         let owner = owner.as_str().to_owned();
         let sealer = Arc::clone(&self.sealer);
         self.pool
@@ -1380,19 +992,20 @@ impl Store for SqliteStore {
                     })
                     .optional()
                     .map_err(&sql)?;
-                let Some((created_at, previous, sealed)) = row else {
+                let Some((created_at, resolved_at, sealed)) = row else {
                     return Err(CoreError::NotFound("review item".into()));
                 };
-                let mut item: ReviewItem =
-                    sealer.open(&review_binding(&id_text, &owner, created_at, previous), &sealed)?;
-                if previous.is_some() || item.resolution.is_some() {
-                    return Err(CoreError::FailedPrecondition("review item already resolved".into()));
-                }
-                item.resolution = Some(resolution);
-                let sealed = sealer.seal(&review_binding(&id_text, &owner, created_at, Some(resolved_at)), &item)?;
+                let mut row = ReviewRow {
+                    id: id_text,
+                    owner,
+                    created_at,
+                    resolved_at,
+                    sealed,
+                };
+                let item = row.resolve(&sealer, resolution)?;
                 transaction
                     .prepare_cached("UPDATE review_items SET resolved_at = ?2, sealed = ?3 WHERE id = ?1")
-                    .and_then(|mut statement| statement.execute(params![id_text, resolved_at, sealed]))
+                    .and_then(|mut statement| statement.execute(params![row.id, row.resolved_at, row.sealed]))
                     .map_err(&sql)?;
                 Ok(item)
             })
@@ -1408,43 +1021,5 @@ mod tests {
     fn placeholders_number_each_parameter() {
         assert_eq!(placeholders(2, 2), "(?1, ?2), (?3, ?4)");
         assert_eq!(placeholders(1, 1), "(?1)");
-    }
-
-    #[test]
-    fn every_status_round_trips_through_its_column_text() {
-        for status in [
-            FlagStatus::Active,
-            FlagStatus::Unverified,
-            FlagStatus::Lapsed,
-            FlagStatus::Revoked,
-            FlagStatus::Archived,
-        ] {
-            assert_eq!(status_from_sql(FLAGS, "x", status.as_str()).unwrap(), status);
-        }
-        assert!(status_from_sql(FLAGS, "x", "Active").is_err());
-    }
-
-    #[test]
-    fn instants_and_dates_round_trip() {
-        let at = time::macros::datetime!(2026-03-05 12:34:56.123456789 UTC);
-        let nanos = instant_to_sql("at", at).unwrap();
-        assert_eq!(instant_from_sql(FLAGS, "x", nanos).unwrap(), at);
-        let date = time::macros::date!(2026 - 06 - 30);
-        assert_eq!(date_to_sql(date).unwrap(), "2026-06-30");
-        assert_eq!(date_from_sql("x", "2026-06-30").unwrap(), date);
-        let too_late = time::macros::datetime!(2300-01-01 0:00 UTC);
-        assert!(matches!(
-            instant_to_sql("at", too_late),
-            Err(CoreError::InvalidArgument { .. })
-        ));
-    }
-
-    #[test]
-    fn uuid_text_sorts_like_uuids() {
-        let mut ids: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
-        let mut texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        ids.sort();
-        texts.sort();
-        assert_eq!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>(), texts);
     }
 }

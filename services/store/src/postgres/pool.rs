@@ -1,5 +1,5 @@
-//! A small pool of tokio-postgres connections for [`PostgresStore`]
-//! (crate::PostgresStore): at most `size` connections, each with its own
+//! A small pool of tokio-postgres connections for
+//! [`PostgresStore`](crate::PostgresStore): at most `size` connections, each with its own
 //! cache of prepared statements, every one of them opened with the store's
 //! schema as its `search_path`.
 //!
@@ -50,6 +50,16 @@ fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether `error` means the connection itself is gone (closed, broken, or
+/// the server ending the session), so it must not be used again.
+fn connection_is_lost(error: &tokio_postgres::Error) -> bool {
+    if let Some(db_error) = error.as_db_error() {
+        let code = db_error.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    error.is_closed() || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
 /// Maps a PostgreSQL failure to the core error: a lost or refused
 /// connection, a serialization failure or deadlock, a lock or statement
 /// timeout, a full disk or a server shutting down is `Unavailable` (the
@@ -58,9 +68,7 @@ pub(crate) fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error
     move |error| {
         let Some(db_error) = error.as_db_error() else {
             tracing::error!(operation, %error, source = ?std::error::Error::source(&error), "store statement failed");
-            let lost = error.is_closed()
-                || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>())
-                || error.to_string().starts_with("timeout");
+            let lost = connection_is_lost(&error) || error.to_string().starts_with("timeout");
             return if lost {
                 CoreError::Unavailable(format!("store connection lost ({operation})"))
             } else {
@@ -69,8 +77,8 @@ pub(crate) fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error
         };
         let code = db_error.code().code();
         tracing::error!(operation, code, message = db_error.message(), "store statement failed");
-        let transient = ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class))
-            || matches!(code, "55P03" | "25006");
+        let transient =
+            ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class)) || matches!(code, "55P03" | "25006");
         if transient {
             CoreError::Unavailable(format!("store is busy or unavailable ({operation}): {code}"))
         } else {
@@ -84,7 +92,7 @@ pub(crate) fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error
 
 impl ConnectionPool {
     /// Opens `size` connections with `config` (which already carries the
-    /// schema's `search_path`); fails if the first cannot be opened.
+    /// schema's `search_path`); fails, `Unavailable`, if any cannot be opened.
     pub(crate) async fn open(config: tokio_postgres::Config, size: usize) -> CoreResult<Self> {
         debug_assert!(size > 0, "a pool needs at least one connection");
         let pool = Self {
@@ -132,6 +140,7 @@ impl ConnectionPool {
         };
         Ok(Lease {
             connection: Some(connection),
+            broken: false,
             pool: self,
             operation,
             _permit: permit,
@@ -140,9 +149,11 @@ impl ConnectionPool {
 }
 
 /// A borrowed connection; dropping it puts the connection back unless the
-/// server closed it.
+/// server closed it or a statement found it lost. (The closed flag alone is
+/// not enough: it can lag the failed statement by a moment.)
 pub(crate) struct Lease<'p> {
     connection: Option<PooledConnection>,
+    broken: bool,
     pool: &'p ConnectionPool,
     operation: &'static str,
     _permit: SemaphorePermit<'p>,
@@ -151,6 +162,7 @@ pub(crate) struct Lease<'p> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take()
+            && !self.broken
             && !connection.client.is_closed()
         {
             lock_ignoring_poison(&self.pool.idle).push(connection);
@@ -159,41 +171,69 @@ impl Drop for Lease<'_> {
 }
 
 impl Lease<'_> {
-    fn parts(&mut self) -> CoreResult<(&mut Client, &mut HashMap<&'static str, Statement>)> {
+    fn parts(&mut self) -> CoreResult<Parts<'_>> {
         let operation = self.operation;
         let connection = self
             .connection
             .as_mut()
             .ok_or_else(|| CoreError::Internal(format!("store operation {operation} lost its connection")))?;
-        Ok((&mut connection.client, &mut connection.statements))
+        Ok(Parts {
+            client: &mut connection.client,
+            statements: &mut connection.statements,
+            broken: &mut self.broken,
+            operation,
+        })
     }
 
     /// Runs one statement on its own, in its own implicit transaction (one
     /// snapshot for a read, atomic for a write).
     pub(crate) async fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> CoreResult<Vec<Row>> {
-        let operation = self.operation;
-        let (client, statements) = self.parts()?;
-        let statement = prepared(statements, client, sql, operation).await?;
-        client.query(&statement, params).await.map_err(pg_error(operation))
+        let parts = self.parts()?;
+        let result = match prepared(parts.statements, parts.client, sql).await {
+            Ok(statement) => parts.client.query(&statement, params).await,
+            Err(error) => Err(error),
+        };
+        result.map_err(|error| failed(parts.broken, parts.operation, error))
     }
 
     /// Begins a read-committed transaction, for a write that locks the rows
     /// it reads; it rolls back unless [`Session::commit`] is called.
     pub(crate) async fn begin(&mut self) -> CoreResult<Session<'_>> {
-        let operation = self.operation;
-        let (client, statements) = self.parts()?;
-        let transaction = client
+        let parts = self.parts()?;
+        let started = parts
+            .client
             .build_transaction()
             .isolation_level(IsolationLevel::ReadCommitted)
             .start()
-            .await
-            .map_err(pg_error(operation))?;
+            .await;
+        let transaction = match started {
+            Ok(transaction) => transaction,
+            Err(error) => return Err(failed(parts.broken, parts.operation, error)),
+        };
         Ok(Session {
             transaction,
-            statements,
-            operation,
+            statements: parts.statements,
+            broken: parts.broken,
+            operation: parts.operation,
         })
     }
+}
+
+/// A lease's connection taken apart, so a transaction can borrow the client
+/// while the statement cache and the broken flag stay usable.
+struct Parts<'l> {
+    client: &'l mut Client,
+    statements: &'l mut HashMap<&'static str, Statement>,
+    broken: &'l mut bool,
+    operation: &'static str,
+}
+
+/// Maps a failure, remembering when it means the connection is lost.
+fn failed(broken: &mut bool, operation: &'static str, error: tokio_postgres::Error) -> CoreError {
+    if connection_is_lost(&error) {
+        *broken = true;
+    }
+    pg_error(operation)(error)
 }
 
 /// Prepares `sql` once per connection.
@@ -201,12 +241,11 @@ async fn prepared(
     statements: &mut HashMap<&'static str, Statement>,
     client: &Client,
     sql: &'static str,
-    operation: &'static str,
-) -> CoreResult<Statement> {
+) -> Result<Statement, tokio_postgres::Error> {
     if let Some(statement) = statements.get(sql) {
         return Ok(statement.clone());
     }
-    let statement = client.prepare(sql).await.map_err(pg_error(operation))?;
+    let statement = client.prepare(sql).await?;
     statements.insert(sql, statement.clone());
     Ok(statement)
 }
@@ -216,12 +255,20 @@ async fn prepared(
 pub(crate) struct Session<'l> {
     transaction: Transaction<'l>,
     statements: &'l mut HashMap<&'static str, Statement>,
+    broken: &'l mut bool,
     operation: &'static str,
 }
 
 impl Session<'_> {
+    fn failed(&mut self, error: tokio_postgres::Error) -> CoreError {
+        failed(self.broken, self.operation, error)
+    }
+
     async fn statement(&mut self, sql: &'static str) -> CoreResult<Statement> {
-        prepared(self.statements, self.transaction.client(), sql, self.operation).await
+        match prepared(self.statements, self.transaction.client(), sql).await {
+            Ok(statement) => Ok(statement),
+            Err(error) => Err(self.failed(error)),
+        }
     }
 
     pub(crate) async fn query_opt(
@@ -230,29 +277,32 @@ impl Session<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> CoreResult<Option<Row>> {
         let statement = self.statement(sql).await?;
-        self.transaction
-            .query_opt(&statement, params)
-            .await
-            .map_err(pg_error(self.operation))
+        let result = self.transaction.query_opt(&statement, params).await;
+        result.map_err(|error| self.failed(error))
     }
 
     pub(crate) async fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> CoreResult<u64> {
         let statement = self.statement(sql).await?;
-        self.transaction
-            .execute(&statement, params)
-            .await
-            .map_err(pg_error(self.operation))
+        let result = self.transaction.execute(&statement, params).await;
+        result.map_err(|error| self.failed(error))
     }
 
     /// Runs statements that take no parameters and return nothing (a lock).
     pub(crate) async fn batch_execute(&mut self, sql: &'static str) -> CoreResult<()> {
-        self.transaction
-            .batch_execute(sql)
-            .await
-            .map_err(pg_error(self.operation))
+        let result = self.transaction.batch_execute(sql).await;
+        result.map_err(|error| self.failed(error))
     }
 
     pub(crate) async fn commit(self) -> CoreResult<()> {
-        self.transaction.commit().await.map_err(pg_error(self.operation))
+        let Session {
+            transaction,
+            broken,
+            operation,
+            ..
+        } = self;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| failed(broken, operation, error))
     }
 }
