@@ -57,6 +57,9 @@ pub struct SandboxOptions {
     pub federation_timing: FederationTiming,
     /// the `[tls]` reload interval and connection age every node gets
     pub tls_timing: TlsTiming,
+    /// a PostgreSQL server (`postgres://user@host:port/db`) to keep every
+    /// node's store in, one fresh schema per node; SQLite files when `None`
+    pub postgres: Option<String>,
     /// also receives every node's trust events (refused handshakes,
     /// reloads); each node logs them in any case
     pub trust_events: Option<Arc<dyn TrustEventSink>>,
@@ -138,6 +141,7 @@ impl Default for SandboxOptions {
             clock: Arc::new(SystemClock),
             federation_timing: FederationTiming::default(),
             tls_timing: TlsTiming::default(),
+            postgres: None,
             trust_events: None,
             policy_dir: None,
         }
@@ -261,7 +265,7 @@ impl Sandbox {
             let addr = addresses[agency_name];
             let config_path = node_dir.join("node.toml");
             let mut config = format!(
-                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n{tls_timing}\n[store]\npath = \"flags.sqlite\"\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n\n[audit]\npath = \"audit.sqlite\"\ncheckpoint_key_file = \"checkpoint.key\"\ntoken_key_file = \"audit-token.key\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+                "# written by the flagnet sandbox\n[node]\nagency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"{addr}\"\nphone_region = \"US\"\n\n[tls]\ncertificate = {}\nprivate_key = {}\ntrust_dir = {}\n{tls_timing}\n[store]\n{store_location}\ndata_key_file = \"data.key\"\n\n[matching]\nkey_file = {}\n\n[policy]\ndir = {}\n\n[audit]\npath = \"audit.sqlite\"\ncheckpoint_key_file = \"checkpoint.key\"\ntoken_key_file = \"audit-token.key\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
                 options.federation,
                 toml_path(&node_cert.cert_path),
                 toml_path(&node_cert.key_path),
@@ -269,6 +273,14 @@ impl Sandbox {
                 toml_path(&dir.join("keys/matching.key")),
                 toml_path(&dir.join("policies")),
                 tls_timing = options.tls_timing.config_text(),
+                store_location = match &options.postgres {
+                    Some(server) => format!(
+                        "url = \"{server}?schema=flagnet_{}_{}\"",
+                        uuid::Uuid::new_v4().simple().to_string().get(..10).unwrap_or_default(),
+                        agency_name.replace('-', "_")
+                    ),
+                    None => "path = \"flags.sqlite\"".to_owned(),
+                },
             );
             config.push_str(&options.federation_timing.config_text());
             for (peer, peer_addr) in addresses.iter().filter(|(peer, _)| *peer != agency_name) {

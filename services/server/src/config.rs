@@ -164,8 +164,13 @@ pub struct TlsSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// the SQLite database file
+    /// the SQLite database file (give this or `url`)
+    #[serde(default)]
     pub path: PathBuf,
+    /// a database URL instead of `path`: `sqlite://FILE`, or
+    /// `postgres://user@host:port/database?schema=NAME` for replicated nodes
+    #[serde(default)]
+    pub url: Option<String>,
     /// hex key file of the node data key that seals flag and consent content
     pub data_key_file: PathBuf,
     #[serde(default = "default_pool_size")]
@@ -301,11 +306,13 @@ impl NodeConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if !self.store.path.as_os_str().is_empty() && self.store.path.is_relative() {
+            self.store.path = base.join(&self.store.path);
+        }
         for path in [
             &mut self.tls.certificate,
             &mut self.tls.private_key,
             &mut self.tls.trust_dir,
-            &mut self.store.path,
             &mut self.store.data_key_file,
             &mut self.matching.key_file,
             &mut self.policy.dir,
@@ -379,10 +386,22 @@ impl NodeConfig {
         if !(1..=1_000_000).contains(&self.audit.queue_capacity) {
             return Err(invalid("audit.queue_capacity", "must be between 1 and 1000000"));
         }
+        match (&self.store.url, self.store.path.as_os_str().is_empty()) {
+            (Some(_), false) => return Err(invalid("store.url", "give either store.path or store.url, not both")),
+            (None, true) => return Err(invalid("store.path", "is required (or give store.url)")),
+            (Some(url), true) => {
+                if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                {
+                    return Err(invalid("store.url", "must start with sqlite:// or postgres://"));
+                }
+            }
+            (None, false) => {}
+        }
         if self.audit.path == self.store.path {
             return Err(invalid("audit.path", "must be a different file from store.path"));
         }
-        if let Some(parent) = self.store.path.parent()
+        if self.store.url.is_none()
+            && let Some(parent) = self.store.path.parent()
             && !parent.as_os_str().is_empty()
             && !parent.is_dir()
         {
@@ -569,6 +588,9 @@ token_key_file = "audit-token.key"
             ),
             (GOOD.replace("\"node.key\"", "\"missing.key\""), "tls.private_key"),
             (GOOD.replace("dir = \"policies\"", "dir = \"nowhere\""), "policy.dir"),
+            (GOOD.replace("path = \"flags.sqlite\"", "url = \"mysql://x\""), "store.url"),
+            (GOOD.replace("path = \"flags.sqlite\"", "path = \"flags.sqlite\"\nurl = \"postgres://x/y\""), "store.url"),
+            (GOOD.replace("path = \"flags.sqlite\"\n", ""), "store.path"),
             (
                 GOOD.replace(
                     "data_key_file = \"data.key\"",

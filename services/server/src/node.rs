@@ -191,10 +191,15 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let matching_key =
         MatchingKey::load(&config.matching.key_file).map_err(|error| StartError::MatchingKey(error.to_string()))?;
     let data_key = DataKey::load(&config.store.data_key_file).map_err(|error| StartError::Store(error.to_string()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.store.path, data_key, config.store.pool_size)
+    let store: Arc<dyn Store> = match &config.store.url {
+        Some(url) => flagnet_store::open_store(url, data_key, config.store.pool_size)
+            .await
             .map_err(|error| StartError::Store(error.to_string()))?,
-    );
+        None => Arc::new(
+            SqliteStore::open(&config.store.path, data_key, config.store.pool_size)
+                .map_err(|error| StartError::Store(error.to_string()))?,
+        ),
+    };
     let (audit_log, audit_sink): (Option<Arc<AuditLog>>, Arc<dyn AuditSink>) = match audit_sink {
         Some(sink) => (None, sink),
         None => {
