@@ -3,10 +3,10 @@
 //! holding the `auditor` role at this node's agency may call it, and every
 //! call is itself recorded in the log before it is answered.
 
-use crate::caller::{Caller, authenticate, require_person};
+use crate::audit_trail::authenticate_audited;
+use crate::caller::{Caller, require_person};
 use crate::convert;
 use crate::flag_index::FlagIndexCore;
-use crate::incoming::PeerInfo;
 use crate::status::to_status;
 use flagnet_audit::{
     AuditAction, AuditLog, AuditOutcome, AuditQuery, Checkpoint, CheckpointVerifier, StoredRecord, SubjectRef,
@@ -73,20 +73,8 @@ impl AuditLogGrpc {
 
     /// Authenticates and authorises an auditor; every outcome is recorded.
     async fn auditor<T>(&self, request: &Request<T>, what: &str) -> Result<(Caller, Uuid), Status> {
-        let peer = request.extensions().get::<PeerInfo>();
         let request_id = Uuid::new_v4();
-        let caller = match authenticate(peer, &self.core.federation, &self.core.engine) {
-            Ok(caller) => caller,
-            Err(error) => {
-                let record = self
-                    .core
-                    .audit
-                    .begin(None, peer, AuditAction::AuthenticationRefused, request_id);
-                return Err(to_status(
-                    self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err(),
-                ));
-            }
-        };
+        let caller = authenticate_audited(&self.core, request).await?;
         let mut record = self
             .core
             .audit

@@ -126,6 +126,29 @@ impl AuditTrail {
     }
 }
 
+/// The first link of every service's chain: the connection's verified
+/// certificate as a [`Caller`]; a refusal is audited as
+/// `authentication_refused` and answered with its status.
+pub async fn authenticate_audited<T>(
+    core: &crate::flag_index::FlagIndexCore,
+    request: &tonic::Request<T>,
+) -> Result<Caller, tonic::Status> {
+    let peer = request.extensions().get::<PeerInfo>();
+    match crate::caller::authenticate(peer, &core.federation, &core.engine) {
+        Ok(caller) => Ok(caller),
+        Err(error) => {
+            tracing::warn!(%error, method = ?request.extensions().get::<tonic::GrpcMethod>().map(|m| m.method()), "request refused at authentication");
+            let record = core
+                .audit
+                .begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
+            let refused = core.audit.conclude::<()>(record, Err(error)).await;
+            Err(crate::status::to_status(refused.err().unwrap_or_else(|| {
+                CoreError::Internal("authentication refusal lost".into())
+            })))
+        }
+    }
+}
+
 /// The audit outcome and gRPC code of a failed call.
 pub fn outcome_of(error: &CoreError) -> (AuditOutcome, Code) {
     let code = code_of(error);
@@ -134,7 +157,9 @@ pub fn outcome_of(error: &CoreError) -> (AuditOutcome, Code) {
         CoreError::Unauthenticated(_) => AuditOutcome::Unauthenticated,
         CoreError::PermissionDenied(_) => AuditOutcome::Denied,
         CoreError::Unavailable(_) => AuditOutcome::Unavailable,
-        CoreError::NotFound(_) | CoreError::FailedPrecondition(_) | CoreError::Internal(_) => AuditOutcome::Error,
+        CoreError::NotFound(_) | CoreError::FailedPrecondition(_) | CoreError::Aborted(_) | CoreError::Internal(_) => {
+            AuditOutcome::Error
+        }
     };
     (outcome, code)
 }

@@ -4,12 +4,12 @@
 //! names, whose roles are capped at those their agency holds in this node's
 //! policy. Nothing of this node's flags is kept by the peer.
 
+use crate::audit_trail::authenticate_audited;
 use crate::audit_trail::record_disclosures;
-use crate::caller::{Caller, authenticate};
+use crate::caller::Caller;
 use crate::convert::{self, incident_id};
 use crate::encounters::encounter_from_message;
 use crate::flag_index::{FlagIndexCore, reason};
-use crate::incoming::PeerInfo;
 use crate::status::to_status;
 use flagnet_audit::{AuditAction, AuditRecord};
 use flagnet_core::{
@@ -162,19 +162,7 @@ impl FederationGrpc {
 
     /// Authenticates the caller; a refusal is audited and answered.
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let peer = request.extensions().get::<PeerInfo>();
-        match authenticate(peer, &self.core.federation, &self.core.engine) {
-            Ok(caller) => Ok(caller),
-            Err(error) => {
-                let record = self
-                    .core
-                    .audit
-                    .begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
-                Err(to_status(
-                    self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err(),
-                ))
-            }
-        }
+        authenticate_audited(&self.core, request).await
     }
 }
 

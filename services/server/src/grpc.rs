@@ -2,12 +2,12 @@
 //! [`FlagIndexCore`], convert back, map errors through [`crate::status`].
 //! Nothing here decides anything.
 
-use crate::caller::{Caller, authenticate};
+use crate::audit_trail::authenticate_audited;
+use crate::caller::Caller;
 use crate::convert::{self, incident_id, parse_uuid};
 use crate::encounters::encounter_from_report;
 use crate::flag_index::LookupFailure;
 use crate::flag_index::{FlagIndexCore, LookupQuery, reason};
-use crate::incoming::PeerInfo;
 use crate::peers::PeerOutcome;
 use crate::status::to_status;
 use flagnet_audit::{AuditAction, AuditRecord, DisclosedFields};
@@ -36,20 +36,8 @@ impl FlagIndexGrpc {
 
     /// Authenticates the caller; a refusal is audited and answered.
     async fn caller<T>(&self, request: &Request<T>, action: AuditAction) -> Result<Caller, Status> {
-        let peer = request.extensions().get::<PeerInfo>();
-        match authenticate(peer, &self.core.federation, &self.core.engine) {
-            Ok(caller) => Ok(caller),
-            Err(error) => {
-                tracing::warn!(%error, action = action.as_str(), "request refused at authentication");
-                let record = self
-                    .core
-                    .audit
-                    .begin(None, peer, AuditAction::AuthenticationRefused, Uuid::new_v4());
-                Err(to_status(
-                    self.core.audit.conclude::<()>(record, Err(error)).await.unwrap_err(),
-                ))
-            }
-        }
+        tracing::trace!(action = action.as_str(), "authenticating");
+        authenticate_audited(&self.core, request).await
     }
 
     /// Concludes `record` with `result`, appends it, then answers.

@@ -13,6 +13,7 @@ pub fn to_status(error: CoreError) -> Status {
         CoreError::PermissionDenied(reason) => Status::permission_denied(reason),
         CoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
         CoreError::FailedPrecondition(reason) => Status::failed_precondition(reason),
+        CoreError::Aborted(reason) => Status::aborted(reason),
         CoreError::Unavailable(reason) => {
             tracing::warn!(%reason, "dependency unavailable");
             Status::unavailable("the node cannot serve this request right now; try again")
@@ -32,6 +33,7 @@ pub fn code_of(error: &CoreError) -> Code {
         CoreError::PermissionDenied(_) => Code::PermissionDenied,
         CoreError::NotFound(_) => Code::NotFound,
         CoreError::FailedPrecondition(_) => Code::FailedPrecondition,
+        CoreError::Aborted(_) => Code::Aborted,
         CoreError::Unavailable(_) => Code::Unavailable,
         CoreError::Internal(_) => Code::Internal,
     }
