@@ -112,6 +112,59 @@ where
     merged
 }
 
+/// Alternates `first` and `second`, one call at a time (so one request is
+/// in flight in all), `warmup + samples` calls of each, and records each in
+/// its own histogram. Two scenarios compared this way see the same disk,
+/// the same neighbours on the machine and the same caches, so their ratio
+/// is not moved by what else ran when.
+pub async fn paired_closed_loop<F, G, FutF, FutG>(
+    label: &str,
+    progress: &Progress,
+    warmup: usize,
+    samples: usize,
+    first: F,
+    second: G,
+) -> (Latency, Latency)
+where
+    F: Fn(u64) -> FutF,
+    G: Fn(u64) -> FutG,
+    FutF: Future<Output = Result<(), String>>,
+    FutG: Future<Output = Result<(), String>>,
+{
+    let bar = progress.bar(label, (warmup + samples) as u64);
+    let empty = || Latency {
+        histogram: histogram(),
+        errors: 0,
+        first_error: None,
+    };
+    let (mut a, mut b) = (empty(), empty());
+    let record = |latency: &mut Latency, elapsed: Duration, result: Result<(), String>| match result {
+        Ok(()) => latency
+            .histogram
+            .saturating_record(elapsed.as_nanos().try_into().unwrap_or(u64::MAX)),
+        Err(error) => {
+            latency.errors += 1;
+            latency.first_error.get_or_insert(error);
+        }
+    };
+    for sequence in 0..(warmup + samples) as u64 {
+        // which goes first alternates too, so neither always follows the other
+        let (order_a_first, measured) = (sequence % 2 == 0, sequence >= warmup as u64);
+        for turn in 0..2 {
+            let run_a = (turn == 0) == order_a_first;
+            let started = Instant::now();
+            let result = if run_a { first(sequence).await } else { second(sequence).await };
+            let elapsed = started.elapsed();
+            if measured {
+                record(if run_a { &mut a } else { &mut b }, elapsed, result);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    (a, b)
+}
+
 /// What a saturated scenario saw.
 #[derive(Debug, Clone)]
 pub struct Throughput {
@@ -252,6 +305,21 @@ mod tests {
         assert!(throughput.completed > 0);
         assert_eq!(throughput.errors, 0);
         assert!(throughput.per_second > 0.0);
+    }
+
+    #[tokio::test]
+    async fn a_paired_loop_keeps_each_side_in_its_own_histogram() {
+        let (a, b) = paired_closed_loop(
+            "test",
+            &Progress::hidden(),
+            2,
+            10,
+            |_| async { Ok(()) },
+            |sequence| async move { if sequence == 5 { Err("wrong".to_owned()) } else { Ok(()) } },
+        )
+        .await;
+        assert_eq!((a.histogram.len(), a.errors), (10, 0));
+        assert_eq!((b.histogram.len(), b.errors), (9, 1));
     }
 
     #[test]

@@ -90,35 +90,51 @@ pub struct SeedingSummary {
     pub flags_per_second: f64,
 }
 
-/// Every measurement of one run.
+/// Every measurement of one run. Scenarios that a ratio compares were
+/// measured as a pair, alternating one call of each (see
+/// [`crate::load::paired_closed_loop`]), except where noted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Measurements {
+    /// `/proc/loadavg` when the run began and ended: other work on the machine
+    pub load_average_start: String,
+    pub load_average_end: String,
     /// encoded sizes of a lookup, which the echo mirrors
     pub lookup_request_bytes: usize,
     pub lookup_response_bytes: usize,
+    /// one fsync on the home node's disk, timed just before and just after `local`
     pub fsync: LatencySummary,
+    /// four fsyncs at once on that disk, until the last is done
+    pub fsync_four_at_once: LatencySummary,
+    /// the echo, paired with `local`
     pub echo: LatencySummary,
-    pub echo_saturated: ThroughputSummary,
     /// local lookups at `flags` flags and the small policy, durable audit log
     pub local: LatencySummary,
+    /// saturated, in alternating windows with `local_saturated`
+    pub echo_saturated: ThroughputSummary,
     pub local_saturated: ThroughputSummary,
-    /// the same with the audit log on a null sink
+    /// the echo, paired with `local_null_sink`
+    pub echo_beside_null_sink: LatencySummary,
+    /// local lookups with the audit log on a null sink
     pub local_null_sink: LatencySummary,
     pub local_null_sink_saturated: ThroughputSummary,
-    /// federated lookups over three answering peers
+    /// federated lookups over three answering peers, paired with `local_beside_federated`
     pub federated: LatencySummary,
-    /// federated lookups with one peer black-holed
+    pub local_beside_federated: LatencySummary,
+    /// federated lookups with one peer black-holed, `blackhole_in_flight` at once
     pub federated_black_hole: LatencySummary,
     pub peer_deadline_ms: u64,
-    /// local lookups at the large policy
+    /// local lookups at a node of the large policy, paired with `local_beside_large_policy`
     pub local_large_policy: LatencySummary,
+    pub local_beside_large_policy: LatencySummary,
     pub policy_small_rules: usize,
     pub policy_large_rules: usize,
-    /// local lookups of a node in its own process, at `flags` and at `big_flags` flags
+    /// local lookups of nodes in their own processes, at `flags` and at
+    /// `big_flags` flags, paired
     pub child_local_small: LatencySummary,
     pub child_local_big: LatencySummary,
     pub child_memory_small: Memory,
     pub child_memory_big: Memory,
+    /// bulk loading `flags` at the home node, and `big_flags` at R6's node
     pub seeding: SeedingSummary,
     pub big_seeding: SeedingSummary,
 }
@@ -171,6 +187,13 @@ fn ratio(name: &'static str, definition: &'static str, numerator: f64, denominat
 
 /// R6's memory goal: the node's resident set at the large flag count.
 pub const RSS_GOAL_BYTES: u64 = 150_000_000;
+
+/// The machine's load averages, as `/proc/loadavg` gives them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
 
 /// The machine a run was made on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,21 +254,21 @@ impl Report {
                 "R1n p50",
                 "local lookup, null audit sink, p50 ÷ echo p50",
                 m.local_null_sink.p50_us,
-                m.echo.p50_us,
+                m.echo_beside_null_sink.p50_us,
                 Goal::AtMost(1.3),
             ),
             ratio(
                 "R1n p99",
                 "local lookup, null audit sink, p99 ÷ echo p99",
                 m.local_null_sink.p99_us,
-                m.echo.p99_us,
+                m.echo_beside_null_sink.p99_us,
                 Goal::AtMost(1.5),
             ),
             ratio(
                 "R2",
                 "federated lookup (3 peers) p50 ÷ local lookup p50",
                 m.federated.p50_us,
-                m.local.p50_us,
+                m.local_beside_federated.p50_us,
                 Goal::AtMost(1.3),
             ),
             ratio(
@@ -259,7 +282,7 @@ impl Report {
                 "R4",
                 "lookup p50, large policy ÷ small policy",
                 m.local_large_policy.p50_us,
-                m.local.p50_us,
+                m.local_beside_large_policy.p50_us,
                 Goal::AtMost(1.1),
             ),
             ratio(
@@ -290,10 +313,13 @@ impl Report {
         [
             &m.echo,
             &m.local,
+            &m.echo_beside_null_sink,
             &m.local_null_sink,
             &m.federated,
+            &m.local_beside_federated,
             &m.federated_black_hole,
             &m.local_large_policy,
+            &m.local_beside_large_policy,
             &m.child_local_small,
             &m.child_local_big,
         ]
@@ -367,14 +393,18 @@ impl Report {
         let big = self.options.big_flags;
         for (label, summary) in [
             ("fsync (database disk)".to_owned(), &m.fsync),
+            ("4 fsyncs at once".to_owned(), &m.fsync_four_at_once),
             ("echo (same mTLS, same bytes)".to_owned(), &m.echo),
-            (format!("lookup, local, {flags} flags"), &m.local),
-            ("lookup, local, null audit sink".to_owned(), &m.local_null_sink),
+            (format!("  ⇄ lookup, local, {flags} flags"), &m.local),
+            ("echo".to_owned(), &m.echo_beside_null_sink),
+            ("  ⇄ lookup, local, null audit sink".to_owned(), &m.local_null_sink),
             ("lookup, federated, 3 peers".to_owned(), &m.federated),
+            ("  ⇄ lookup, local".to_owned(), &m.local_beside_federated),
             ("lookup, 1 peer black-holed".to_owned(), &m.federated_black_hole),
             (format!("lookup, {} rules", m.policy_large_rules), &m.local_large_policy),
+            (format!("  ⇄ lookup, {} rules", m.policy_small_rules), &m.local_beside_large_policy),
             (format!("lookup, own process, {flags} flags"), &m.child_local_small),
-            (format!("lookup, own process, {big} flags"), &m.child_local_big),
+            (format!("  ⇄ lookup, own process, {big} flags"), &m.child_local_big),
         ] {
             latencies.add_row(vec![
                 Cell::new(label),
@@ -393,7 +423,7 @@ impl Report {
         saturated.set_header(vec!["saturated", "in flight", "calls/s", "errors", "p50 µs", "p99 µs"]);
         for (label, summary) in [
             ("echo", &m.echo_saturated),
-            ("lookup, local, durable audit", &m.local_saturated),
+            ("  ⇄ lookup, local, durable audit", &m.local_saturated),
             ("lookup, local, null audit sink", &m.local_null_sink_saturated),
         ] {
             saturated.add_row(vec![
@@ -413,8 +443,12 @@ impl Report {
             m.child_memory_big.peak_rss_bytes as f64 / 1e6,
         );
         let seeding = format!(
-            "bulk seeding: {} flags in {:.1} s ({:.0} flags/s) at the home node, up to {big}",
+            "bulk seeding: {} flags in {:.1} s ({:.0} flags/s, with a consent each)",
             m.big_seeding.flags, m.big_seeding.secs, m.big_seeding.flags_per_second
+        );
+        let load = format!(
+            "⇄: measured as a pair, one call of each in turn; load average at start {}, at end {}",
+            m.load_average_start, m.load_average_end
         );
         let payload = format!(
             "lookup sizes mirrored by the echo: request {} B, response {} B; per-peer deadline {} ms; policies {} and {} rules",
@@ -425,7 +459,7 @@ impl Report {
         } else {
             "SOME ANSWERS WERE WRONG OR FAILED: see the errors columns and the JSON".to_owned()
         };
-        format!("{ratios}\n{latencies}\n{saturated}\n{memory}\n{seeding}\n{payload}\n{verdict}\n")
+        format!("{ratios}\n{latencies}\n{saturated}\n{memory}\n{seeding}\n{payload}\n{load}\n{verdict}\n")
     }
 }
 
@@ -448,7 +482,10 @@ mod tests {
         let m = Measurements {
             fsync: summary(3_000.0, 6_000.0),
             echo: summary(100.0, 200.0),
+            echo_beside_null_sink: summary(100.0, 200.0),
             local: summary(3_300.0, 5_000.0),
+            local_beside_federated: summary(3_300.0, 5_000.0),
+            local_beside_large_policy: summary(3_300.0, 5_000.0),
             local_null_sink: summary(150.0, 400.0),
             federated: summary(4_000.0, 7_000.0),
             federated_black_hole: summary(0.0, 260_000.0),

@@ -123,21 +123,26 @@ pub fn lookup(index: u64, scope: pb::LookupScope) -> pb::LookupRequest {
     }
 }
 
-/// What a dispatcher should see of one match: presence, response and
-/// identity, nothing else, from `owner`.
+/// What a dispatcher of the home agency should see of one match from
+/// `owner`: presence, response and identity of the home agency's own flags
+/// (safety, contacts and clinical withheld), presence and response of a
+/// neighbour's (identity withheld too).
 pub fn check_match(found: &pb::Match, owner: &str) -> Result<(), String> {
     if found.owner_agency != owner {
         return Err(format!("a match owned by {} where {owner} was expected", found.owner_agency));
     }
+    let own = owner == HOME;
     let disclosed = (
         found.presence.is_some(),
         found.response.is_some(),
         found.identity.is_some(),
-        found.safety.is_none() && found.contacts.is_none() && found.clinical.is_none(),
+        found.safety.is_some() || found.contacts.is_some() || found.clinical.is_some(),
     );
-    if disclosed != (true, true, true, true) || found.withheld.len() != 3 {
+    let (expected, withheld) = if own { ((true, true, true, false), 3) } else { ((true, true, false, false), 4) };
+    if disclosed != expected || found.withheld.len() != withheld {
         return Err(format!(
-            "a dispatcher's match from {owner} disclosed the wrong classes: {disclosed:?}, {} withheld",
+            "a dispatcher's match from {owner} disclosed the wrong classes \
+             (presence, response, identity, any other): {disclosed:?}, {} withheld",
             found.withheld.len()
         ));
     }

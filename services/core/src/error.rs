@@ -23,6 +23,11 @@ pub enum CoreError {
     /// a consent twice).
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    /// What the caller acted on moved since they read it (an edit made
+    /// against a policy version that is no longer the latest); read again
+    /// and retry.
+    #[error("aborted: {0}")]
+    Aborted(String),
     /// A dependency (store, audit log, peer) cannot serve right now.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -17,6 +17,7 @@ pub mod flag;
 pub mod identifier;
 pub mod identity;
 pub mod normalize;
+pub mod policy_version;
 pub mod purpose;
 pub mod review;
 pub mod store;
@@ -30,6 +31,10 @@ pub use field_class::{FieldClass, FieldClassSet};
 pub use flag::{Flag, FlagContent, FlagStatus, NewFlag, TimeBoundBasis};
 pub use identifier::{AgencyId, RoleName, UserId};
 pub use identity::{Identity, Principal};
+pub use policy_version::{
+    NewPolicyVersion, PolicyApproval, PolicyChangeKind, PolicyContent, PolicyProposal, PolicyVersion, ProposalClosing,
+    ProposalOutcome,
+};
 pub use purpose::Purpose;
 pub use review::{ReviewItem, ReviewResolution};
 pub use store::{FlagMatch, Store};

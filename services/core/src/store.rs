@@ -9,6 +9,7 @@ use crate::encounter::{Alert, Encounter};
 use crate::error::CoreResult;
 use crate::flag::{Flag, FlagChange, NewFlag};
 use crate::identifier::AgencyId;
+use crate::policy_version::{NewPolicyVersion, PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing};
 use crate::review::{ReviewItem, ReviewResolution};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -22,7 +23,8 @@ pub struct FlagMatch {
     pub matched: Vec<SubjectToken>,
 }
 
-/// A node's durable state: flags, their history, and consents.
+/// A node's durable state: flags, their history, consents, alerts, review
+/// items, and the node's policy versions.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a flag (`id` is `None`) or replaces one (`id` names a flag of
@@ -95,4 +97,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: Uuid,
         resolution: ReviewResolution,
     ) -> CoreResult<ReviewItem>;
+
+    /// The applied policy version of `agency` with the highest number, or
+    /// `None` before the seed.
+    async fn latest_policy_version(&self, agency: &AgencyId) -> CoreResult<Option<PolicyVersion>>;
+
+    /// One applied version of `agency`, or `None`.
+    async fn policy_version(&self, agency: &AgencyId, version: u64) -> CoreResult<Option<PolicyVersion>>;
+
+    /// Applied versions of `agency`, newest first, numbered below `before`
+    /// when given, at most `limit`.
+    async fn policy_history(
+        &self,
+        agency: &AgencyId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyVersion>>;
+
+    /// Stores `version` as number `base_version + 1`, if `base_version` is
+    /// still the latest (0: no version yet); `Aborted` otherwise, and nothing
+    /// is stored. Concurrent appends on one base: exactly one succeeds.
+    async fn append_policy_version(&self, version: NewPolicyVersion) -> CoreResult<PolicyVersion>;
+
+    /// Stores an open proposal (two-person rule).
+    async fn add_policy_proposal(&self, proposal: PolicyProposal) -> CoreResult<()>;
+
+    /// One proposal of `agency`, open or closed, or `None`.
+    async fn policy_proposal(&self, agency: &AgencyId, id: Uuid) -> CoreResult<Option<PolicyProposal>>;
+
+    /// Proposals of `agency`, oldest first; closed ones only if asked.
+    async fn policy_proposals(
+        &self,
+        agency: &AgencyId,
+        include_closed: bool,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyProposal>>;
+
+    /// In one transaction: closes open proposal `id` as approved and stores
+    /// its content as the next version, if its base is still the latest.
+    /// A closed proposal is `FailedPrecondition`; a moved base is `Aborted`
+    /// and the proposal stays open.
+    async fn approve_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        approval: PolicyApproval,
+    ) -> CoreResult<PolicyVersion>;
+
+    /// Closes open proposal `id` as rejected (`closing.outcome` must say
+    /// so); a closed one is `FailedPrecondition`.
+    async fn reject_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        closing: ProposalClosing,
+    ) -> CoreResult<PolicyProposal>;
 }

@@ -7,7 +7,7 @@
 //! region chain may be deeper than Casbin follows. A bad row is refused with its
 //! file, line and text, never passed on.
 
-use flagnet_core::{AgencyId, FieldClass, Purpose, RoleName};
+use flagnet_core::{AgencyId, FieldClass, PolicyContent, Purpose, RoleName};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -116,15 +116,40 @@ impl PolicySource {
     }
 
     pub fn read(&self) -> Result<RuleSet, PolicyError> {
-        let model = read_file(&self.dir.join("model.conf"))?;
-        let mut rules = Vec::new();
-        for name in ["policy.csv", "roles.csv"] {
-            let path = self.dir.join(name);
-            let text = read_file(&path)?;
-            rules.extend(parse_rules(&path.display().to_string(), &text)?);
-        }
+        let content = self.read_content()?;
+        RuleSet::parse_content(
+            &content,
+            &self.dir.join("policy.csv").display().to_string(),
+            &self.dir.join("roles.csv").display().to_string(),
+        )
+    }
+
+    /// The three files as they are, comments included: what a node seeds
+    /// its first stored version from.
+    pub fn read_content(&self) -> Result<PolicyContent, PolicyError> {
+        Ok(PolicyContent {
+            model: read_file(&self.dir.join("model.conf"))?,
+            policy: read_file(&self.dir.join("policy.csv"))?,
+            roles: read_file(&self.dir.join("roles.csv"))?,
+        })
+    }
+}
+
+impl RuleSet {
+    /// Parses and checks a stored policy: its rows as a policy file's are
+    /// (errors name `policy.csv` or `roles.csv` and the line), and its chains.
+    pub fn from_content(content: &PolicyContent) -> Result<RuleSet, PolicyError> {
+        Self::parse_content(content, "policy.csv", "roles.csv")
+    }
+
+    fn parse_content(content: &PolicyContent, policy_origin: &str, roles_origin: &str) -> Result<RuleSet, PolicyError> {
+        let mut rules = parse_rules(policy_origin, &content.policy)?;
+        rules.extend(parse_rules(roles_origin, &content.roles)?);
         check_chains(&rules)?;
-        Ok(RuleSet { model, rules })
+        Ok(RuleSet {
+            model: content.model.clone(),
+            rules,
+        })
     }
 }
 
@@ -153,7 +178,7 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<Vec<Rule>, PolicyError> {
     Ok(rules)
 }
 
-fn parse_rule(line: &str) -> Result<Rule, String> {
+pub(crate) fn parse_rule(line: &str) -> Result<Rule, String> {
     refuse_functions_and_patterns(line)?;
     if let Some(foreign) = line.chars().find(|c| !c.is_ascii()) {
         return Err(format!("rule `{line}`: identifiers must be ASCII, found {foreign:?}"));

@@ -367,6 +367,12 @@ impl PolicySnapshot {
         &self.rules
     }
 
+    /// Every role, agency and region the rules name, the extra agencies
+    /// among the agencies.
+    pub(crate) fn names(&self) -> NamesInRules {
+        NamesInRules::collect(&self.rules.rules, &self.extra_agencies)
+    }
+
     /// Compares the decision table with Casbin itself, one role at a time, over
     /// every role, agency and region the rules name (plus the extra agencies,
     /// and one role and one agency they do not name) × every purpose × every
@@ -457,14 +463,15 @@ fn unused_name(base: &str, taken: &BTreeSet<String>) -> String {
 }
 
 /// Every role, agency and region a rule set names.
-struct NamesInRules {
-    roles: BTreeSet<String>,
-    agencies: BTreeSet<String>,
-    regions: BTreeSet<String>,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NamesInRules {
+    pub(crate) roles: BTreeSet<String>,
+    pub(crate) agencies: BTreeSet<String>,
+    pub(crate) regions: BTreeSet<String>,
 }
 
 impl NamesInRules {
-    fn collect(rules: &[Rule], extra_agencies: &[AgencyId]) -> Self {
+    pub(crate) fn collect(rules: &[Rule], extra_agencies: &[AgencyId]) -> Self {
         let mut roles = BTreeSet::new();
         let mut agencies: BTreeSet<String> = extra_agencies.iter().map(ToString::to_string).collect();
         let mut regions = BTreeSet::new();

@@ -588,8 +588,17 @@ token_key_file = "audit-token.key"
             ),
             (GOOD.replace("\"node.key\"", "\"missing.key\""), "tls.private_key"),
             (GOOD.replace("dir = \"policies\"", "dir = \"nowhere\""), "policy.dir"),
-            (GOOD.replace("path = \"flags.sqlite\"", "url = \"mysql://x\""), "store.url"),
-            (GOOD.replace("path = \"flags.sqlite\"", "path = \"flags.sqlite\"\nurl = \"postgres://x/y\""), "store.url"),
+            (
+                GOOD.replace("path = \"flags.sqlite\"", "url = \"mysql://x\""),
+                "store.url",
+            ),
+            (
+                GOOD.replace(
+                    "path = \"flags.sqlite\"",
+                    "path = \"flags.sqlite\"\nurl = \"postgres://x/y\"",
+                ),
+                "store.url",
+            ),
             (GOOD.replace("path = \"flags.sqlite\"\n", ""), "store.path"),
             (
                 GOOD.replace(

@@ -90,6 +90,8 @@ macro_rules! store_conformance_tests {
             alerts_are_idempotent_and_ordered_by_cursor,
             deliveries_are_queued_once_until_delivered,
             review_items_open_resolve_once_and_stay_per_owner,
+            policy_versions_append_in_order_and_refuse_a_stale_base,
+            policy_proposals_close_once_by_approval_or_rejection,
         );
     };
     (optional: $make:path) => {
@@ -1137,4 +1139,286 @@ pub async fn review_items_open_resolve_once_and_stay_per_owner(store: &dyn Store
         store.resolve_review_item(&scene.neighbour, item.id, resolution).await,
         Err(CoreError::NotFound(_))
     ));
+}
+
+/// A policy whose rows mention `marker`, so versions differ in content.
+fn policy_content(marker: &str) -> flagnet_core::PolicyContent {
+    flagnet_core::PolicyContent {
+        model: "[request_definition]\nr = role, actor, owner, field, purpose\n".into(),
+        policy: format!("# {marker}\np, dispatcher, any, same, presence, emergency_response, allow\n"),
+        roles: format!("g, {marker}, dispatcher, phelps-so\n"),
+    }
+}
+
+fn officer(agency: &AgencyId, user: &str) -> String {
+    format!("spiffe://flagnet.test/agency/{agency}/user/{user}")
+}
+
+fn new_policy_version(
+    agency: &AgencyId,
+    base_version: u64,
+    kind: flagnet_core::PolicyChangeKind,
+    marker: &str,
+    at: OffsetDateTime,
+) -> flagnet_core::NewPolicyVersion {
+    flagnet_core::NewPolicyVersion {
+        agency: agency.clone(),
+        base_version,
+        author: officer(agency, "privacy_officer1"),
+        created_at: at,
+        reason: format!("version after {base_version}: {marker}"),
+        kind,
+        content: policy_content(marker),
+        impact_summary: "+1/-0 decisions".into(),
+        proposal: None,
+        approval: None,
+    }
+}
+
+fn expect_aborted<T: fmt::Debug>(result: CoreResult<T>, what: &str) {
+    assert!(matches!(result, Err(CoreError::Aborted(_))), "{what}: {result:?}");
+}
+
+/// Policy versions: the seed is 1, each append the next number on the
+/// latest base only, nothing stored on a stale base, history newest first,
+/// every version read back exactly, per agency.
+pub async fn policy_versions_append_in_order_and_refuse_a_stale_base(store: &dyn Store) {
+    use flagnet_core::PolicyChangeKind::{Edit, Rollback, Seed};
+    let scene = Scene::new();
+    let agency = &scene.owner;
+    assert_eq!(
+        expect_ok(store.latest_policy_version(agency).await, "latest before the seed"),
+        None
+    );
+    expect_aborted(
+        store
+            .append_policy_version(new_policy_version(agency, 1, Edit, "edit", t(1)))
+            .await,
+        "an edit before the seed",
+    );
+    let seed = expect_ok(
+        store
+            .append_policy_version(new_policy_version(agency, 0, Seed, "seed", t(0)))
+            .await,
+        "seed",
+    );
+    assert_eq!((seed.version, seed.base_version, seed.kind), (1, 0, Seed));
+    assert_eq!(seed.content_hash, policy_content("seed").content_hash());
+    expect_aborted(
+        store
+            .append_policy_version(new_policy_version(agency, 0, Seed, "seed again", t(0)))
+            .await,
+        "a second seed",
+    );
+    let second = expect_ok(
+        store
+            .append_policy_version(new_policy_version(agency, 1, Edit, "second", t(1)))
+            .await,
+        "second",
+    );
+    assert_eq!(second.version, 2);
+    for stale in [1, 5] {
+        expect_aborted(
+            store
+                .append_policy_version(new_policy_version(agency, stale, Edit, "stale", t(2)))
+                .await,
+            "a stale or future base",
+        );
+    }
+    let mut rollback = new_policy_version(agency, 2, Rollback { to: 1 }, "seed", t(3));
+    rollback.approval = Some(flagnet_core::PolicyApproval {
+        by: officer(agency, "privacy_officer2"),
+        at: t(3),
+    });
+    let third = expect_ok(store.append_policy_version(rollback.clone()).await, "rollback");
+    assert_eq!(third.kind, Rollback { to: 1 });
+    assert_eq!(third.content_hash, seed.content_hash);
+    assert_eq!(third.approval, rollback.approval);
+
+    assert_eq!(
+        expect_ok(store.latest_policy_version(agency).await, "latest"),
+        Some(third.clone())
+    );
+    assert_eq!(
+        expect_ok(store.policy_version(agency, 2).await, "version 2"),
+        Some(second.clone())
+    );
+    assert_eq!(expect_ok(store.policy_version(agency, 4).await, "version 4"), None);
+    assert_eq!(expect_ok(store.policy_version(agency, u64::MAX).await, "huge"), None);
+    assert_eq!(
+        expect_ok(store.policy_history(agency, None, 100).await, "history"),
+        vec![third.clone(), second.clone(), seed.clone()]
+    );
+    assert_eq!(
+        expect_ok(store.policy_history(agency, Some(3), 1).await, "history page"),
+        vec![second]
+    );
+
+    // refused inputs store nothing
+    let mut unexplained = new_policy_version(agency, 3, Edit, "x", t(4));
+    unexplained.reason = " ".into();
+    expect_invalid(
+        store.append_policy_version(unexplained).await,
+        "policy.reason",
+        "a version without a reason",
+    );
+    expect_invalid(
+        store
+            .append_policy_version(new_policy_version(agency, 3, Rollback { to: 4 }, "x", t(4)))
+            .await,
+        "policy.rollback_to",
+        "a rollback to the future",
+    );
+    assert_eq!(
+        expect_ok(store.latest_policy_version(agency).await, "latest").map(|v| v.version),
+        Some(3)
+    );
+
+    // versions are per agency
+    assert_eq!(
+        expect_ok(store.latest_policy_version(&scene.neighbour).await, "neighbour"),
+        None
+    );
+    assert_eq!(expect_ok(store.policy_version(&scene.neighbour, 1).await, "neighbour"), None);
+    let neighbours = expect_ok(
+        store
+            .append_policy_version(new_policy_version(&scene.neighbour, 0, Seed, "theirs", t(5)))
+            .await,
+        "neighbour seed",
+    );
+    assert_eq!(neighbours.version, 1);
+    assert_eq!(
+        expect_ok(store.policy_history(agency, None, 100).await, "history").len(),
+        3
+    );
+}
+
+/// Two-person rule proposals: stored open, approved once into the next
+/// version if their base is still the latest, or rejected once; closed
+/// proposals stay listed only when asked.
+pub async fn policy_proposals_close_once_by_approval_or_rejection(store: &dyn Store) {
+    use flagnet_core::PolicyChangeKind::{Edit, Seed};
+    use flagnet_core::{PolicyApproval, PolicyProposal, ProposalClosing, ProposalOutcome};
+    let scene = Scene::new();
+    let agency = &scene.owner;
+    expect_ok(
+        store
+            .append_policy_version(new_policy_version(agency, 0, Seed, "seed", t(0)))
+            .await,
+        "seed",
+    );
+    let proposal = |marker: &str, base_version: u64, at: OffsetDateTime| {
+        let content = policy_content(marker);
+        PolicyProposal {
+            id: Uuid::new_v4(),
+            agency: agency.clone(),
+            base_version,
+            proposed_by: officer(agency, "privacy_officer1"),
+            proposed_at: at,
+            reason: format!("proposal {marker}"),
+            kind: Edit,
+            content_hash: content.content_hash(),
+            content,
+            impact_summary: "+2/-0 decisions".into(),
+            closing: None,
+        }
+    };
+    let first = proposal("first", 1, t(1));
+    let second = proposal("second", 1, t(2));
+    let third = proposal("third", 1, t(3));
+    for open in [&first, &second, &third] {
+        expect_ok(store.add_policy_proposal(open.clone()).await, "add proposal");
+    }
+    let mut forged = proposal("forged", 1, t(3));
+    forged.content_hash = policy_content("other").content_hash();
+    expect_invalid(
+        store.add_policy_proposal(forged).await,
+        "proposal.content_hash",
+        "a proposal whose hash is not its content's",
+    );
+    assert_eq!(
+        expect_ok(store.policy_proposals(agency, false, 100).await, "open proposals"),
+        vec![first.clone(), second.clone(), third.clone()]
+    );
+    assert_eq!(
+        expect_ok(store.policy_proposal(agency, second.id).await, "one proposal"),
+        Some(second.clone())
+    );
+    assert!(expect_ok(store.policy_proposals(&scene.neighbour, true, 100).await, "neighbour").is_empty());
+    assert_eq!(expect_ok(store.policy_proposal(&scene.neighbour, second.id).await, "neighbour"), None);
+
+    let approval = PolicyApproval {
+        by: officer(agency, "privacy_officer2"),
+        at: t(4),
+    };
+    let applied = expect_ok(
+        store.approve_policy_proposal(agency, first.id, approval.clone()).await,
+        "approve",
+    );
+    assert_eq!(applied.version, 2);
+    assert_eq!(applied.author, first.proposed_by);
+    assert_eq!(applied.reason, first.reason);
+    assert_eq!(applied.content, first.content);
+    assert_eq!(applied.proposal, Some(first.id));
+    assert_eq!(applied.approval, Some(approval.clone()));
+    assert_eq!(
+        expect_ok(store.latest_policy_version(agency).await, "latest"),
+        Some(applied.clone())
+    );
+    assert!(matches!(
+        store.approve_policy_proposal(agency, first.id, approval.clone()).await,
+        Err(CoreError::FailedPrecondition(_))
+    ));
+    // the second was made on version 1, which is no longer the latest
+    expect_aborted(
+        store.approve_policy_proposal(agency, second.id, approval.clone()).await,
+        "approving a proposal on a stale base",
+    );
+    assert!(
+        expect_ok(store.policy_proposal(agency, second.id).await, "still open")
+            .is_some_and(|still| still.is_open())
+    );
+    assert!(matches!(
+        store
+            .approve_policy_proposal(&scene.neighbour, second.id, approval.clone())
+            .await,
+        Err(CoreError::NotFound(_))
+    ));
+
+    let rejection = ProposalClosing {
+        by: officer(agency, "privacy_officer1"),
+        at: t(5),
+        outcome: ProposalOutcome::Rejected {
+            reason: "superseded by version 2".into(),
+        },
+    };
+    let rejected = expect_ok(
+        store.reject_policy_proposal(agency, second.id, rejection.clone()).await,
+        "reject",
+    );
+    assert_eq!(rejected.closing, Some(rejection.clone()));
+    assert!(matches!(
+        store.reject_policy_proposal(agency, second.id, rejection.clone()).await,
+        Err(CoreError::FailedPrecondition(_))
+    ));
+    let approved_outcome = ProposalClosing {
+        outcome: ProposalOutcome::Approved { version: 9 },
+        ..rejection.clone()
+    };
+    expect_invalid(
+        store.reject_policy_proposal(agency, third.id, approved_outcome).await,
+        "proposal.outcome",
+        "a rejection that says approved",
+    );
+    assert_eq!(
+        expect_ok(store.policy_proposals(agency, false, 100).await, "open proposals"),
+        vec![third.clone()]
+    );
+    let all = expect_ok(store.policy_proposals(agency, true, 100).await, "all proposals");
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[0].closing.as_ref().map(|closing| &closing.outcome),
+        Some(&ProposalOutcome::Approved { version: 2 })
+    );
+    assert_eq!(all[1], rejected);
 }

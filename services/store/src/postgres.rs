@@ -28,14 +28,16 @@ use crate::rows::{
     LoadedFlags, REVIEW_ITEMS, ReviewRow, check_resolution, consent_query_flags, corrupt, cursor_to_sql,
     data_key_check_binding, data_key_check_opens, history_binding, instant_from_sql, instant_to_sql, list_limit,
     lookup_tokens, new_review_item, new_revocation, outbox_binding, revision_from_sql, status_from_sql,
+    POLICY_PROPOSALS, PolicyVersionRow, ProposalRow, check_rejection, stale_policy_base,
 };
 use crate::seal::Sealer;
 use crate::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 use async_trait::async_trait;
 use flagnet_core::flag::FlagChange;
 use flagnet_core::{
-    AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, ReviewItem,
-    ReviewResolution, Store, SubjectToken,
+    AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, NewPolicyVersion,
+    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution, Store,
+    SubjectToken,
 };
 use pool::{ConnectionPool, Session, pg_error};
 use std::collections::HashMap;
@@ -160,6 +162,61 @@ const SELECT_REVIEW_ITEMS: &str = "SELECT id, owner, created_at, resolved_at, se
 const SELECT_REVIEW_ITEM_FOR_RESOLVE: &str =
     "SELECT id, owner, created_at, resolved_at, sealed FROM review_items WHERE id = $1 AND owner = $2 FOR UPDATE";
 const RESOLVE_REVIEW_ITEM: &str = "UPDATE review_items SET resolved_at = $2, sealed = $3 WHERE id = $1";
+
+macro_rules! policy_version_columns {
+    () => {
+        "agency, version, created_at, content_hash, sealed"
+    };
+}
+macro_rules! proposal_columns {
+    () => {
+        "id, agency, base_version, proposed_at, closed_at, sealed"
+    };
+}
+const LATEST_POLICY_VERSION: &str = concat!(
+    "SELECT ",
+    policy_version_columns!(),
+    " FROM policy_versions WHERE agency = $1 ORDER BY version DESC LIMIT 1"
+);
+const SELECT_POLICY_VERSION: &str = concat!(
+    "SELECT ",
+    policy_version_columns!(),
+    " FROM policy_versions WHERE agency = $1 AND version = $2"
+);
+const POLICY_HISTORY: &str = concat!(
+    "SELECT ",
+    policy_version_columns!(),
+    " FROM policy_versions WHERE agency = $1 AND version < $2 ORDER BY version DESC LIMIT $3"
+);
+const LATEST_POLICY_VERSION_NUMBER: &str = "SELECT max(version) FROM policy_versions WHERE agency = $1";
+/// A concurrent writer of the same number makes this insert nothing: the
+/// primary key decides which of two replicas' edits on one base is stored.
+const INSERT_POLICY_VERSION: &str = concat!(
+    "INSERT INTO policy_versions (",
+    policy_version_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agency, version) DO NOTHING"
+);
+const INSERT_POLICY_PROPOSAL: &str = concat!(
+    "INSERT INTO policy_proposals (",
+    proposal_columns!(),
+    ") VALUES ($1, $2, $3, $4, NULL, $5)"
+);
+const SELECT_POLICY_PROPOSAL: &str = concat!(
+    "SELECT ",
+    proposal_columns!(),
+    " FROM policy_proposals WHERE id = $1 AND agency = $2"
+);
+const SELECT_POLICY_PROPOSAL_FOR_CLOSE: &str = concat!(
+    "SELECT ",
+    proposal_columns!(),
+    " FROM policy_proposals WHERE id = $1 AND agency = $2 FOR UPDATE"
+);
+const SELECT_POLICY_PROPOSALS: &str = concat!(
+    "SELECT ",
+    proposal_columns!(),
+    " FROM policy_proposals WHERE agency = $1 AND ($2::boolean OR closed_at IS NULL) ORDER BY proposed_at, id LIMIT $3"
+);
+const CLOSE_POLICY_PROPOSAL: &str = "UPDATE policy_proposals SET closed_at = $2, sealed = $3 WHERE id = $1";
 
 /// A node's flags and consents in one schema of a PostgreSQL database.
 pub struct PostgresStore {
@@ -444,6 +501,55 @@ fn review_row(row: &Row) -> CoreResult<ReviewRow> {
         resolved_at: column(row, 3)?,
         sealed: column(row, 4)?,
     })
+}
+
+fn policy_version_row(row: &Row) -> CoreResult<PolicyVersionRow> {
+    Ok(PolicyVersionRow {
+        agency: column(row, 0)?,
+        version: column(row, 1)?,
+        created_at: column(row, 2)?,
+        content_hash: column(row, 3)?,
+        sealed: column(row, 4)?,
+    })
+}
+
+fn proposal_row(row: &Row) -> CoreResult<ProposalRow> {
+    Ok(ProposalRow {
+        id: column(row, 0)?,
+        agency: column(row, 1)?,
+        base_version: column(row, 2)?,
+        proposed_at: column(row, 3)?,
+        closed_at: column(row, 4)?,
+        sealed: column(row, 5)?,
+    })
+}
+
+/// Inserts `row` as the version after `base`, if `base` is still the latest
+/// and no concurrent writer stored that number first.
+async fn insert_policy_version(session: &mut Session<'_>, row: &PolicyVersionRow, base: i64) -> CoreResult<()> {
+    let latest = session
+        .query_opt(LATEST_POLICY_VERSION_NUMBER, &[&row.agency])
+        .await?
+        .map(|latest| column::<Option<i64>>(&latest, 0))
+        .transpose()?
+        .flatten();
+    let stale = || stale_policy_base(u64::try_from(base).unwrap_or_default(), latest);
+    if latest.unwrap_or(0) != base {
+        return Err(stale());
+    }
+    let inserted = session
+        .execute(
+            INSERT_POLICY_VERSION,
+            &[&row.agency, &row.version, &row.created_at, &row.content_hash, &row.sealed],
+        )
+        .await?;
+    if inserted != 1 {
+        return Err(CoreError::Aborted(format!(
+            "policy version {} was stored by another replica at the same moment; read the policy again and re-propose",
+            row.version
+        )));
+    }
+    Ok(())
 }
 
 /// `NotFound` unless flag `id` exists and belongs to `owner`; another
@@ -875,6 +981,160 @@ impl Store for PostgresStore {
         }
         session.commit().await?;
         Ok(item)
+    }
+
+    async fn latest_policy_version(&self, agency: &AgencyId) -> CoreResult<Option<PolicyVersion>> {
+        const OPERATION: &str = "latest_policy_version";
+        let mut lease = self.pool.get(OPERATION).await?;
+        let rows = lease.query(LATEST_POLICY_VERSION, &[&agency.as_str()]).await?;
+        rows.first()
+            .map(|row| policy_version_row(row)?.open(&self.sealer))
+            .transpose()
+    }
+
+    async fn policy_version(&self, agency: &AgencyId, version: u64) -> CoreResult<Option<PolicyVersion>> {
+        const OPERATION: &str = "policy_version";
+        let Ok(number) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        let mut lease = self.pool.get(OPERATION).await?;
+        let rows = lease.query(SELECT_POLICY_VERSION, &[&agency.as_str(), &number]).await?;
+        rows.first()
+            .map(|row| policy_version_row(row)?.open(&self.sealer))
+            .transpose()
+    }
+
+    async fn policy_history(
+        &self,
+        agency: &AgencyId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyVersion>> {
+        const OPERATION: &str = "policy_history";
+        let before = before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
+        let limit = list_limit(limit);
+        let mut lease = self.pool.get(OPERATION).await?;
+        let rows = lease.query(POLICY_HISTORY, &[&agency.as_str(), &before, &limit]).await?;
+        rows.iter()
+            .map(|row| policy_version_row(row)?.open(&self.sealer))
+            .collect()
+    }
+
+    async fn append_policy_version(&self, version: NewPolicyVersion) -> CoreResult<PolicyVersion> {
+        const OPERATION: &str = "append_policy_version";
+        let (row, stored, base) = PolicyVersionRow::create(version, &self.sealer)?;
+        let mut lease = self.pool.get(OPERATION).await?;
+        let mut session = lease.begin().await?;
+        insert_policy_version(&mut session, &row, base).await?;
+        session.commit().await?;
+        tracing::info!(agency = %stored.agency, version = stored.version, "policy version stored");
+        Ok(stored)
+    }
+
+    async fn add_policy_proposal(&self, proposal: PolicyProposal) -> CoreResult<()> {
+        const OPERATION: &str = "add_policy_proposal";
+        let row = ProposalRow::create(&proposal, &self.sealer)?;
+        let mut lease = self.pool.get(OPERATION).await?;
+        let mut session = lease.begin().await?;
+        session
+            .execute(
+                INSERT_POLICY_PROPOSAL,
+                &[&row.id, &row.agency, &row.base_version, &row.proposed_at, &row.sealed],
+            )
+            .await?;
+        session.commit().await
+    }
+
+    async fn policy_proposal(&self, agency: &AgencyId, id: Uuid) -> CoreResult<Option<PolicyProposal>> {
+        const OPERATION: &str = "policy_proposal";
+        let mut lease = self.pool.get(OPERATION).await?;
+        let rows = lease
+            .query(SELECT_POLICY_PROPOSAL, &[&id.to_string(), &agency.as_str()])
+            .await?;
+        rows.first().map(|row| proposal_row(row)?.open(&self.sealer)).transpose()
+    }
+
+    async fn policy_proposals(
+        &self,
+        agency: &AgencyId,
+        include_closed: bool,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyProposal>> {
+        const OPERATION: &str = "policy_proposals";
+        let limit = list_limit(limit);
+        let mut lease = self.pool.get(OPERATION).await?;
+        let rows = lease
+            .query(SELECT_POLICY_PROPOSALS, &[&agency.as_str(), &include_closed, &limit])
+            .await?;
+        rows.iter().map(|row| proposal_row(row)?.open(&self.sealer)).collect()
+    }
+
+    async fn approve_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        approval: PolicyApproval,
+    ) -> CoreResult<PolicyVersion> {
+        const OPERATION: &str = "approve_policy_proposal";
+        let mut lease = self.pool.get(OPERATION).await?;
+        let mut session = lease.begin().await?;
+        let stored = session
+            .query_opt(SELECT_POLICY_PROPOSAL_FOR_CLOSE, &[&id.to_string(), &agency.as_str()])
+            .await?;
+        let Some(stored) = stored else {
+            return Err(CoreError::NotFound("policy proposal".into()));
+        };
+        let mut row = proposal_row(&stored)?;
+        let proposal = row.open(&self.sealer)?;
+        if !proposal.is_open() {
+            return Err(CoreError::FailedPrecondition("the proposal is already closed".into()));
+        }
+        let (version_row, version, base) =
+            PolicyVersionRow::create(proposal.as_new_version(Some(approval.clone())), &self.sealer)?;
+        insert_policy_version(&mut session, &version_row, base).await?;
+        row.close(
+            &self.sealer,
+            ProposalClosing {
+                by: approval.by,
+                at: approval.at,
+                outcome: ProposalOutcome::Approved {
+                    version: version.version,
+                },
+            },
+        )?;
+        let updated = session
+            .execute(CLOSE_POLICY_PROPOSAL, &[&row.id, &row.closed_at, &row.sealed])
+            .await?;
+        if updated != 1 {
+            return Err(corrupt(POLICY_PROPOSALS, &row.id, "vanished under a row lock"));
+        }
+        session.commit().await?;
+        Ok(version)
+    }
+
+    async fn reject_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        closing: ProposalClosing,
+    ) -> CoreResult<PolicyProposal> {
+        const OPERATION: &str = "reject_policy_proposal";
+        check_rejection(&closing)?;
+        let mut lease = self.pool.get(OPERATION).await?;
+        let mut session = lease.begin().await?;
+        let stored = session
+            .query_opt(SELECT_POLICY_PROPOSAL_FOR_CLOSE, &[&id.to_string(), &agency.as_str()])
+            .await?;
+        let Some(stored) = stored else {
+            return Err(CoreError::NotFound("policy proposal".into()));
+        };
+        let mut row = proposal_row(&stored)?;
+        let closed = row.close(&self.sealer, closing)?;
+        session
+            .execute(CLOSE_POLICY_PROPOSAL, &[&row.id, &row.closed_at, &row.sealed])
+            .await?;
+        session.commit().await?;
+        Ok(closed)
     }
 }
 

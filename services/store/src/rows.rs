@@ -20,8 +20,8 @@ use flagnet_core::consent::Revocation;
 use flagnet_core::flag::check_text;
 use flagnet_core::{
     AgencyId, Alert, BlindToken, Consent, ConsentBasis, ConsentElements, ConsentScope, CoreError, CoreResult,
-    Encounter, Flag, FlagContent, FlagStatus, NewConsent, NewFlag, ReviewItem, ReviewResolution, SubjectKeyKind,
-    SubjectToken, TimeBoundBasis,
+    Encounter, Flag, FlagContent, FlagStatus, NewConsent, NewFlag, NewPolicyVersion, PolicyProposal, PolicyVersion,
+    ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution, SubjectKeyKind, SubjectToken, TimeBoundBasis,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
@@ -37,6 +37,8 @@ pub(crate) const CONSENTS: &str = "consents";
 pub(crate) const ALERTS: &str = "alerts";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const REVIEW_ITEMS: &str = "review_items";
+pub(crate) const POLICY_VERSIONS: &str = "policy_versions";
+pub(crate) const POLICY_PROPOSALS: &str = "policy_proposals";
 
 /// What the data key check row holds, sealed.
 pub(crate) const DATA_KEY_CHECK: &[u8] = b"flagnet data key check v1";
@@ -760,5 +762,193 @@ mod tests {
         assert!(!data_key_check_opens(&other, &sealed));
         let wrong_text = sealer.seal_bytes(&data_key_check_binding(), b"something else").unwrap();
         assert!(!data_key_check_opens(&sealer, &wrong_text));
+    }
+}
+
+// ---- policy versions and proposals ----
+
+/// A policy version number as a column value; numbers past `i64::MAX` are refused.
+pub(crate) fn version_to_sql(field: &str, version: u64) -> CoreResult<i64> {
+    i64::try_from(version).map_err(|_| CoreError::invalid(field, "is too large"))
+}
+
+fn version_from_sql(table: &str, row_id: &str, version: i64) -> CoreResult<u64> {
+    u64::try_from(version).map_err(|_| corrupt(table, row_id, "negative version"))
+}
+
+/// The error of an append or approval whose base is no longer the latest
+/// version (`latest`, none before the seed).
+pub(crate) fn stale_policy_base(base: u64, latest: Option<i64>) -> CoreError {
+    let latest = latest.unwrap_or(0);
+    CoreError::Aborted(format!(
+        "policy version {base} is not the latest (the latest is {latest}); read the policy again and re-propose"
+    ))
+}
+
+pub(crate) fn policy_version_binding(agency: &str, version: i64, created_at: i64, content_hash: &str) -> RowBinding {
+    RowBinding::new(POLICY_VERSIONS, format!("{agency}/{version}"))
+        .text(agency)
+        .integer(version)
+        .integer(created_at)
+        .text(content_hash)
+}
+
+/// A `policy_versions` row: plaintext columns and the sealed version.
+pub(crate) struct PolicyVersionRow {
+    pub(crate) agency: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: i64,
+    pub(crate) content_hash: String,
+    pub(crate) sealed: Vec<u8>,
+}
+
+impl PolicyVersionRow {
+    /// Checks `new` and seals it as the version after its base. Returns the
+    /// row to insert, the version as it will read back, and the base as a
+    /// column value.
+    pub(crate) fn create(new: NewPolicyVersion, sealer: &Sealer) -> CoreResult<(Self, PolicyVersion, i64)> {
+        new.validate()?;
+        let base = version_to_sql("policy.base_version", new.base_version)?;
+        let created_at = instant_to_sql("policy.created_at", new.created_at)?;
+        let version = new.into_version();
+        let number = version_to_sql("policy.version", version.version)?;
+        let agency = version.agency.as_str().to_owned();
+        let binding = policy_version_binding(&agency, number, created_at, &version.content_hash);
+        let sealed = sealer.seal(&binding, &version)?;
+        let row = Self {
+            agency,
+            version: number,
+            created_at,
+            content_hash: version.content_hash.clone(),
+            sealed,
+        };
+        Ok((row, version, base))
+    }
+
+    /// Opens the body and checks it against the row: the same agency,
+    /// number, instant and hash, and a hash that is its content's.
+    pub(crate) fn open(&self, sealer: &Sealer) -> CoreResult<PolicyVersion> {
+        let row_id = format!("{}/{}", self.agency, self.version);
+        let binding = policy_version_binding(&self.agency, self.version, self.created_at, &self.content_hash);
+        let version: PolicyVersion = sealer.open(&binding, &self.sealed)?;
+        let number = version_from_sql(POLICY_VERSIONS, &row_id, self.version)?;
+        let created_at = instant_from_sql(POLICY_VERSIONS, &row_id, self.created_at)?;
+        if version.agency.as_str() != self.agency
+            || version.version != number
+            || version.created_at != created_at
+            || version.content_hash != self.content_hash
+        {
+            return Err(corrupt(POLICY_VERSIONS, &row_id, "body does not match its row"));
+        }
+        if version.content.content_hash() != self.content_hash {
+            return Err(corrupt(POLICY_VERSIONS, &row_id, "content does not match its hash"));
+        }
+        Ok(version)
+    }
+}
+
+pub(crate) fn policy_proposal_binding(
+    id: &str,
+    agency: &str,
+    base_version: i64,
+    proposed_at: i64,
+    closed_at: Option<i64>,
+) -> RowBinding {
+    RowBinding::new(POLICY_PROPOSALS, id)
+        .text(agency)
+        .integer(base_version)
+        .integer(proposed_at)
+        .optional_integer(closed_at)
+}
+
+/// A `policy_proposals` row: plaintext columns and the sealed proposal.
+pub(crate) struct ProposalRow {
+    pub(crate) id: String,
+    pub(crate) agency: String,
+    pub(crate) base_version: i64,
+    pub(crate) proposed_at: i64,
+    pub(crate) closed_at: Option<i64>,
+    pub(crate) sealed: Vec<u8>,
+}
+
+impl ProposalRow {
+    /// Checks a new proposal and seals it.
+    pub(crate) fn create(proposal: &PolicyProposal, sealer: &Sealer) -> CoreResult<Self> {
+        proposal.validate_new()?;
+        let id = proposal.id.to_string();
+        let agency = proposal.agency.as_str().to_owned();
+        let base_version = version_to_sql("proposal.base_version", proposal.base_version)?;
+        let proposed_at = instant_to_sql("proposal.proposed_at", proposal.proposed_at)?;
+        let binding = policy_proposal_binding(&id, &agency, base_version, proposed_at, None);
+        let sealed = sealer.seal(&binding, proposal)?;
+        Ok(Self {
+            id,
+            agency,
+            base_version,
+            proposed_at,
+            closed_at: None,
+            sealed,
+        })
+    }
+
+    pub(crate) fn open(&self, sealer: &Sealer) -> CoreResult<PolicyProposal> {
+        let binding = policy_proposal_binding(
+            &self.id,
+            &self.agency,
+            self.base_version,
+            self.proposed_at,
+            self.closed_at,
+        );
+        let proposal: PolicyProposal = sealer.open(&binding, &self.sealed)?;
+        let closed_at = proposal
+            .closing
+            .as_ref()
+            .map(|closing| instant_to_sql("proposal.closed_at", closing.at))
+            .transpose()?;
+        if proposal.id.to_string() != self.id
+            || proposal.agency.as_str() != self.agency
+            || closed_at != self.closed_at
+            || proposal.content.content_hash() != proposal.content_hash
+        {
+            return Err(corrupt(POLICY_PROPOSALS, &self.id, "body does not match its row"));
+        }
+        Ok(proposal)
+    }
+
+    /// Closes this stored proposal: `FailedPrecondition` when it already is;
+    /// otherwise the row gets `closed_at` and a resealed body, and the
+    /// closed proposal is returned.
+    pub(crate) fn close(&mut self, sealer: &Sealer, closing: ProposalClosing) -> CoreResult<PolicyProposal> {
+        flagnet_core::policy_version::check_closing(&closing)?;
+        let closed_at = instant_to_sql("proposal.closed_at", closing.at)?;
+        let mut proposal = self.open(sealer)?;
+        if self.closed_at.is_some() || proposal.closing.is_some() {
+            return Err(CoreError::FailedPrecondition("the proposal is already closed".into()));
+        }
+        proposal.closing = Some(closing);
+        self.closed_at = Some(closed_at);
+        self.sealed = sealer.seal(
+            &policy_proposal_binding(
+                &self.id,
+                &self.agency,
+                self.base_version,
+                self.proposed_at,
+                self.closed_at,
+            ),
+            &proposal,
+        )?;
+        Ok(proposal)
+    }
+}
+
+/// Checks that a rejection is one, before any proposal is read.
+pub(crate) fn check_rejection(closing: &ProposalClosing) -> CoreResult<()> {
+    flagnet_core::policy_version::check_closing(closing)?;
+    match closing.outcome {
+        ProposalOutcome::Rejected { .. } => Ok(()),
+        ProposalOutcome::Approved { .. } => Err(CoreError::invalid(
+            "proposal.outcome",
+            "a proposal is approved only together with its version",
+        )),
     }
 }

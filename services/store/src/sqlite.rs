@@ -17,9 +17,9 @@ use crate::data_key::DataKey;
 use crate::pool::ConnectionPool;
 use crate::rows::{
     AlertInput, AlertRow, DATA_KEY_CHECK, FLAG_HISTORY, FlagInput, FlagWrite, JoinedToken, LoadedFlag, LoadedFlags,
-    ReviewRow, check_resolution, consent_query_flags, cursor_to_sql, data_key_check_binding, data_key_check_opens,
-    instant_from_sql, list_limit, lookup_tokens, new_review_item, new_revocation, outbox_binding, review_binding,
-    revision_from_sql, status_from_sql,
+    PolicyVersionRow, ProposalRow, ReviewRow, check_rejection, check_resolution, consent_query_flags, cursor_to_sql,
+    data_key_check_binding, data_key_check_opens, instant_from_sql, list_limit, lookup_tokens, new_review_item,
+    new_revocation, outbox_binding, review_binding, revision_from_sql, stale_policy_base, status_from_sql,
 };
 // The row types, encodings and checks live in `crate::rows`, shared with the
 // PostgreSQL backend; these stay nameable here for code written against
@@ -33,8 +33,9 @@ use crate::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 use async_trait::async_trait;
 use flagnet_core::flag::FlagChange;
 use flagnet_core::{
-    AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, ReviewItem,
-    ReviewResolution, Store, SubjectToken,
+    AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, NewPolicyVersion,
+    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution, Store,
+    SubjectToken,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
@@ -448,6 +449,88 @@ fn write_flag(transaction: &Transaction<'_>, write: &FlagWrite, operation: &'sta
             ])
         })
         .map_err(&sql)?;
+    Ok(())
+}
+
+/// The columns every policy version query selects, in `PolicyVersionRow` order.
+const POLICY_VERSION_COLUMNS: &str = "agency, version, created_at, content_hash, sealed";
+/// The columns every proposal query selects, in `ProposalRow` order.
+const PROPOSAL_COLUMNS: &str = "id, agency, base_version, proposed_at, closed_at, sealed";
+
+impl PolicyVersionRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            agency: row.get(0)?,
+            version: row.get(1)?,
+            created_at: row.get(2)?,
+            content_hash: row.get(3)?,
+            sealed: row.get(4)?,
+        })
+    }
+}
+
+impl ProposalRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            agency: row.get(1)?,
+            base_version: row.get(2)?,
+            proposed_at: row.get(3)?,
+            closed_at: row.get(4)?,
+            sealed: row.get(5)?,
+        })
+    }
+}
+
+/// The highest version number of `agency`, or `None` before the seed.
+fn latest_version_number(transaction: &Transaction<'_>, agency: &str, operation: &'static str) -> CoreResult<Option<i64>> {
+    transaction
+        .prepare_cached("SELECT max(version) FROM policy_versions WHERE agency = ?1")
+        .and_then(|mut statement| statement.query_row(params![agency], |row| row.get::<_, Option<i64>>(0)))
+        .map_err(sql_error(operation))
+}
+
+/// Inserts `row` as the version after `base`, if `base` is still the latest.
+fn insert_policy_version(
+    transaction: &Transaction<'_>,
+    row: &PolicyVersionRow,
+    base: i64,
+    operation: &'static str,
+) -> CoreResult<()> {
+    let latest = latest_version_number(transaction, &row.agency, operation)?;
+    if latest.unwrap_or(0) != base {
+        return Err(stale_policy_base(u64::try_from(base).unwrap_or_default(), latest));
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO policy_versions (agency, version, created_at, content_hash, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![row.agency, row.version, row.created_at, row.content_hash, row.sealed])
+        })
+        .map_err(sql_error(operation))?;
+    Ok(())
+}
+
+fn read_policy_proposal(
+    transaction: &Transaction<'_>,
+    agency: &str,
+    id: &str,
+    operation: &'static str,
+) -> CoreResult<Option<ProposalRow>> {
+    transaction
+        .prepare_cached(&format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM policy_proposals WHERE id = ?1 AND agency = ?2"
+        ))
+        .and_then(|mut statement| statement.query_row(params![id, agency], ProposalRow::read).optional())
+        .map_err(sql_error(operation))
+}
+
+fn update_policy_proposal(transaction: &Transaction<'_>, row: &ProposalRow, operation: &'static str) -> CoreResult<()> {
+    transaction
+        .prepare_cached("UPDATE policy_proposals SET closed_at = ?2, sealed = ?3 WHERE id = ?1")
+        .and_then(|mut statement| statement.execute(params![row.id, row.closed_at, row.sealed]))
+        .map_err(sql_error(operation))?;
     Ok(())
 }
 
@@ -1008,6 +1091,208 @@ impl Store for SqliteStore {
                     .and_then(|mut statement| statement.execute(params![row.id, row.resolved_at, row.sealed]))
                     .map_err(&sql)?;
                 Ok(item)
+            })
+            .await
+    }
+
+    async fn latest_policy_version(&self, agency: &AgencyId) -> CoreResult<Option<PolicyVersion>> {
+        const OPERATION: &str = "latest_policy_version";
+        let agency = agency.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let row = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {POLICY_VERSION_COLUMNS} FROM policy_versions WHERE agency = ?1 \
+                         ORDER BY version DESC LIMIT 1"
+                    ))
+                    .and_then(|mut statement| statement.query_row(params![agency], PolicyVersionRow::read).optional())
+                    .map_err(sql_error(OPERATION))?;
+                row.map(|row| row.open(&sealer)).transpose()
+            })
+            .await
+    }
+
+    async fn policy_version(&self, agency: &AgencyId, version: u64) -> CoreResult<Option<PolicyVersion>> {
+        const OPERATION: &str = "policy_version";
+        let Ok(number) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        let agency = agency.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let row = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {POLICY_VERSION_COLUMNS} FROM policy_versions WHERE agency = ?1 AND version = ?2"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![agency, number], PolicyVersionRow::read)
+                            .optional()
+                    })
+                    .map_err(sql_error(OPERATION))?;
+                row.map(|row| row.open(&sealer)).transpose()
+            })
+            .await
+    }
+
+    async fn policy_history(
+        &self,
+        agency: &AgencyId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyVersion>> {
+        const OPERATION: &str = "policy_history";
+        let agency = agency.as_str().to_owned();
+        let before = before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
+        let limit = list_limit(limit);
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {POLICY_VERSION_COLUMNS} FROM policy_versions WHERE agency = ?1 AND version < ?2 \
+                         ORDER BY version DESC LIMIT ?3"
+                    ))
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![agency, before, limit], PolicyVersionRow::read)
+                    .map_err(&sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&sql)?;
+                rows.iter().map(|row| row.open(&sealer)).collect()
+            })
+            .await
+    }
+
+    async fn append_policy_version(&self, version: NewPolicyVersion) -> CoreResult<PolicyVersion> {
+        const OPERATION: &str = "append_policy_version";
+        let (row, stored, base) = PolicyVersionRow::create(version, &self.sealer)?;
+        self.pool
+            .write(OPERATION, move |transaction| {
+                insert_policy_version(transaction, &row, base, OPERATION)?;
+                Ok(stored)
+            })
+            .await
+    }
+
+    async fn add_policy_proposal(&self, proposal: PolicyProposal) -> CoreResult<()> {
+        const OPERATION: &str = "add_policy_proposal";
+        let row = ProposalRow::create(&proposal, &self.sealer)?;
+        self.pool
+            .write(OPERATION, move |transaction| {
+                transaction
+                    .prepare_cached(&format!(
+                        "INSERT INTO policy_proposals ({PROPOSAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, NULL, ?5)"
+                    ))
+                    .and_then(|mut statement| {
+                        statement.execute(params![row.id, row.agency, row.base_version, row.proposed_at, row.sealed])
+                    })
+                    .map_err(sql_error(OPERATION))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn policy_proposal(&self, agency: &AgencyId, id: Uuid) -> CoreResult<Option<PolicyProposal>> {
+        const OPERATION: &str = "policy_proposal";
+        let agency = agency.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                read_policy_proposal(transaction, &agency, &id.to_string(), OPERATION)?
+                    .map(|row| row.open(&sealer))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn policy_proposals(
+        &self,
+        agency: &AgencyId,
+        include_closed: bool,
+        limit: usize,
+    ) -> CoreResult<Vec<PolicyProposal>> {
+        const OPERATION: &str = "policy_proposals";
+        let agency = agency.as_str().to_owned();
+        let limit = list_limit(limit);
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .read(OPERATION, move |transaction| {
+                let sql = sql_error(OPERATION);
+                let mut statement = transaction
+                    .prepare_cached(&format!(
+                        "SELECT {PROPOSAL_COLUMNS} FROM policy_proposals \
+                         WHERE agency = ?1 AND (?2 OR closed_at IS NULL) ORDER BY proposed_at, id LIMIT ?3"
+                    ))
+                    .map_err(&sql)?;
+                let rows = statement
+                    .query_map(params![agency, include_closed, limit], ProposalRow::read)
+                    .map_err(&sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&sql)?;
+                rows.iter().map(|row| row.open(&sealer)).collect()
+            })
+            .await
+    }
+
+    async fn approve_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        approval: PolicyApproval,
+    ) -> CoreResult<PolicyVersion> {
+        const OPERATION: &str = "approve_policy_proposal";
+        let agency = agency.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let Some(mut row) = read_policy_proposal(transaction, &agency, &id.to_string(), OPERATION)? else {
+                    return Err(CoreError::NotFound("policy proposal".into()));
+                };
+                let proposal = row.open(&sealer)?;
+                if !proposal.is_open() {
+                    return Err(CoreError::FailedPrecondition("the proposal is already closed".into()));
+                }
+                let (version_row, stored, base) =
+                    PolicyVersionRow::create(proposal.as_new_version(Some(approval.clone())), &sealer)?;
+                insert_policy_version(transaction, &version_row, base, OPERATION)?;
+                row.close(
+                    &sealer,
+                    ProposalClosing {
+                        by: approval.by,
+                        at: approval.at,
+                        outcome: ProposalOutcome::Approved {
+                            version: stored.version,
+                        },
+                    },
+                )?;
+                update_policy_proposal(transaction, &row, OPERATION)?;
+                Ok(stored)
+            })
+            .await
+    }
+
+    async fn reject_policy_proposal(
+        &self,
+        agency: &AgencyId,
+        id: Uuid,
+        closing: ProposalClosing,
+    ) -> CoreResult<PolicyProposal> {
+        const OPERATION: &str = "reject_policy_proposal";
+        check_rejection(&closing)?;
+        let agency = agency.as_str().to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        self.pool
+            .write(OPERATION, move |transaction| {
+                let Some(mut row) = read_policy_proposal(transaction, &agency, &id.to_string(), OPERATION)? else {
+                    return Err(CoreError::NotFound("policy proposal".into()));
+                };
+                let closed = row.close(&sealer, closing)?;
+                update_policy_proposal(transaction, &row, OPERATION)?;
+                Ok(closed)
             })
             .await
     }

@@ -486,7 +486,7 @@ async fn two_stores_on_one_schema_act_as_one() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(migrations, 3, "each migration applied once");
+    assert_eq!(migrations, 4, "each migration applied once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,6 +525,69 @@ async fn reconnecting_keeps_the_data_and_another_key_is_refused() {
         }
         other => panic!("expected an internal error, got {other:?}"),
     }
+}
+
+/// Replicas applying policy edits at the same moment on one base: exactly
+/// one version is stored, every other append is told the base moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_policy_edits_on_one_base_store_exactly_one() {
+    use flagnet_core::{NewPolicyVersion, PolicyChangeKind, PolicyContent};
+    let Some(url) = server_or_skip("concurrent_policy_edits_on_one_base_store_exactly_one") else {
+        return;
+    };
+    let guard = SchemaGuard::new(&url);
+    let replicas = [
+        Arc::new(connect(&url, &guard.schema, key_a(), 4).await),
+        Arc::new(connect(&url, &guard.schema, key_a(), 4).await),
+    ];
+    let scene = Arc::new(Scene::new());
+    let version = move |scene: &Scene, base: u64, marker: String| NewPolicyVersion {
+        agency: scene.owner.clone(),
+        base_version: base,
+        author: "spiffe://flagnet.test/agency/a/user/privacy_officer1".into(),
+        created_at: t(base as i64),
+        reason: marker.clone(),
+        kind: if base == 0 {
+            PolicyChangeKind::Seed
+        } else {
+            PolicyChangeKind::Edit
+        },
+        content: PolicyContent {
+            model: "m".into(),
+            policy: format!("# {marker}\n"),
+            roles: String::new(),
+        },
+        impact_summary: String::new(),
+        proposal: None,
+        approval: None,
+    };
+    replicas[0]
+        .append_policy_version(version(&scene, 0, "seed".into()))
+        .await
+        .unwrap();
+    let mut appliers = Vec::new();
+    for index in 0..16 {
+        let store = Arc::clone(&replicas[index % 2]);
+        let scene = Arc::clone(&scene);
+        appliers.push(tokio::spawn(async move {
+            store
+                .append_policy_version(version(&scene, 1, format!("edit {index}")))
+                .await
+        }));
+    }
+    let mut stored = Vec::new();
+    for applier in appliers {
+        match applier.await.unwrap() {
+            Ok(version) => stored.push(version),
+            Err(CoreError::Aborted(_)) => {}
+            Err(other) => panic!("a concurrent policy edit failed with {other}"),
+        }
+    }
+    assert_eq!(stored.len(), 1, "exactly one edit on version 1 is stored");
+    assert_eq!(stored[0].version, 2);
+    let history = replicas[1].policy_history(&scene.owner, None, 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], stored[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -769,6 +832,8 @@ async fn schemas_keep_stores_apart_and_hold_every_table() {
             "flag_tokens",
             "flags",
             "outbox",
+            "policy_proposals",
+            "policy_versions",
             "refinery_schema_history",
             "review_items",
             "store_meta"

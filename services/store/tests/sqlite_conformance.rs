@@ -463,3 +463,67 @@ async fn failed_calls_give_their_connection_back() {
     let flag = seed(&store, &scene).await;
     assert_eq!(store.get_flag(&scene.owner, flag.id).await.unwrap(), Some(flag));
 }
+
+/// A policy version changed in the database behind the node's back (a
+/// version renumbered, a body copied over the latest, or a closed proposal
+/// reopened) does not open: the node would refuse to decide by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_policy_versions_fail_to_decrypt() {
+    use flagnet_core::{NewPolicyVersion, PolicyChangeKind, PolicyContent};
+    let (store, dir) = sqlite_store().await;
+    let scene = Scene::new();
+    let version = |base: u64, policy: &str| NewPolicyVersion {
+        agency: scene.owner.clone(),
+        base_version: base,
+        author: "spiffe://flagnet.test/agency/a/user/privacy_officer1".into(),
+        created_at: t(base as i64),
+        reason: "test".into(),
+        kind: if base == 0 {
+            PolicyChangeKind::Seed
+        } else {
+            PolicyChangeKind::Edit
+        },
+        content: PolicyContent {
+            model: "m".into(),
+            policy: policy.into(),
+            roles: String::new(),
+        },
+        impact_summary: String::new(),
+        proposal: None,
+        approval: None,
+    };
+    store
+        .append_policy_version(version(0, "p, dispatcher, any, same, presence, welfare_check, allow\n"))
+        .await
+        .unwrap();
+    store
+        .append_policy_version(version(1, "p, dispatcher, any, any, clinical, welfare_check, allow\n"))
+        .await
+        .unwrap();
+    let raw = Connection::open(dir.path().join(STORE_FILE)).unwrap();
+    let agency = scene.owner.to_string();
+
+    // the permissive version 2 removed, and version 1 renumbered to look latest
+    raw.execute(
+        "UPDATE policy_versions SET version = 3 WHERE agency = ?1 AND version = 1",
+        [&agency],
+    )
+    .unwrap();
+    assert_undecryptable(store.latest_policy_version(&scene.owner).await, "version renumbered");
+    raw.execute(
+        "UPDATE policy_versions SET version = 1 WHERE agency = ?1 AND version = 3",
+        [&agency],
+    )
+    .unwrap();
+    store.latest_policy_version(&scene.owner).await.unwrap();
+
+    // version 1's body copied over version 2
+    raw.execute(
+        "UPDATE policy_versions SET sealed = (SELECT sealed FROM policy_versions WHERE agency = ?1 AND version = 1), \
+         content_hash = (SELECT content_hash FROM policy_versions WHERE agency = ?1 AND version = 1) \
+         WHERE agency = ?1 AND version = 2",
+        [&agency],
+    )
+    .unwrap();
+    assert_undecryptable(store.policy_version(&scene.owner, 2).await, "body copied");
+}
