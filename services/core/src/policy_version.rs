@@ -168,7 +168,10 @@ impl NewPolicyVersion {
             ));
         }
         if self.base_version == 0 && self.kind != PolicyChangeKind::Seed {
-            return Err(CoreError::invalid("policy.base_version", "only the seed has no base version"));
+            return Err(CoreError::invalid(
+                "policy.base_version",
+                "only the seed has no base version",
+            ));
         }
         if let Some(approval) = &self.approval {
             check_note("policy.approval.by", &approval.by, true)?;
@@ -238,10 +241,16 @@ impl PolicyProposal {
         let as_version = self.as_new_version(None);
         as_version.validate()?;
         if self.base_version == 0 {
-            return Err(CoreError::invalid("proposal.base_version", "must name the version it edits"));
+            return Err(CoreError::invalid(
+                "proposal.base_version",
+                "must name the version it edits",
+            ));
         }
         if self.content_hash != self.content.content_hash() {
-            return Err(CoreError::invalid("proposal.content_hash", "is not the hash of its content"));
+            return Err(CoreError::invalid(
+                "proposal.content_hash",
+                "is not the hash of its content",
+            ));
         }
         if self.closing.is_some() {
             return Err(CoreError::invalid("proposal.closing", "a new proposal is open"));
@@ -314,7 +323,11 @@ mod tests {
         let mut moved = base.clone();
         moved.policy.push_str(&moved.roles);
         moved.roles.clear();
-        assert_ne!(moved.content_hash(), hash, "text moved between files hashes differently");
+        assert_ne!(
+            moved.content_hash(),
+            hash,
+            "text moved between files hashes differently"
+        );
         let mut commented = base.clone();
         commented.policy.insert_str(0, "# why\n");
         assert_ne!(commented.content_hash(), hash);
@@ -336,7 +349,8 @@ mod tests {
         };
         good.validate().unwrap();
         assert_eq!(good.clone().into_version().version, 4);
-        let cases: [(&str, fn(&mut NewPolicyVersion)); 6] = [
+        type Spoil = fn(&mut NewPolicyVersion);
+        let cases: [(&str, Spoil); 6] = [
             ("policy.reason", |v| v.reason = "  ".into()),
             ("policy.author", |v| v.author.clear()),
             ("policy.rollback_to", |v| v.kind = PolicyChangeKind::Rollback { to: 4 }),

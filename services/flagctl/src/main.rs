@@ -56,7 +56,8 @@ enum Command {
     /// Make and inspect certificates for a federation.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
-    /// Test access policies against their policy tests (privacy officers).
+    /// Access policies: show, propose, apply, history, diff, rollback, the
+    /// two-person rule, the policy tests and the override review queue (privacy officers).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
 }

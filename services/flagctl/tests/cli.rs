@@ -293,3 +293,111 @@ async fn an_auditor_searches_verifies_and_exports() {
     assert!(text(&refused).1.contains("auditors"), "{}", text(&refused).1);
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_officer_previews_applies_and_rolls_back_a_policy_edit() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        agencies: vec!["phelps-so".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let officer = profile(&sandbox, "privacy_officer");
+    let dispatcher = profile(&sandbox, "dispatcher");
+    let outputs = tokio::task::spawn_blocking(move || {
+        let policy = |args: &[&str]| flagctl(&[&["--profile", &officer, "policy"][..], args].concat());
+        let breaking = [
+            "--add",
+            "p, dispatcher, south-central-mo, south-central-mo, safety, emergency_response, allow",
+        ];
+        let harmless = [
+            "--add",
+            "g, dispatcher1, co_responder, phelps-so",
+            "--add",
+            "p, co_responder, any, same, safety, emergency_response, allow",
+        ];
+        let preview = policy(&[&["propose"][..], &breaking[..]].concat());
+        let refused = policy(
+            &[
+                &["apply", "--expected-version", "1", "--reason", "neighbours"][..],
+                &breaking[..],
+            ]
+            .concat(),
+        );
+        let applied = policy(
+            &[
+                &["apply", "--expected-version", "1", "--reason", "co-responders"][..],
+                &harmless[..],
+            ]
+            .concat(),
+        );
+        let stale = policy(
+            &[
+                &["apply", "--expected-version", "1", "--reason", "again"][..],
+                &harmless[..],
+            ]
+            .concat(),
+        );
+        let history = policy(&["history"]);
+        let diff = policy(&["--json", "diff", "1", "2"]);
+        let rollback = policy(&[
+            "rollback",
+            "--to",
+            "1",
+            "--reason",
+            "pilot over",
+            "--expected-version",
+            "2",
+        ]);
+        let show = policy(&["--json", "show"]);
+        let denied = flagctl(&["--profile", &dispatcher, "policy", "show"]);
+        (preview, refused, applied, stale, history, diff, rollback, show, denied)
+    })
+    .await
+    .unwrap();
+    let (preview, refused, applied, stale, history, diff, rollback, show, denied) = outputs;
+
+    let (stdout, stderr) = text(&preview);
+    assert!(preview.status.success(), "{stderr}");
+    for expected in [
+        "rolla-pd dispatcher",
+        "gains `safety`",
+        "on phelps-so flags",
+        "for emergency_response",
+        "2 failed",
+        "FAIL line 181: dispatcher at rolla-pd asking for safety",
+        "not applicable",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(text(&refused).1.contains("FailedPrecondition"), "{}", text(&refused).1);
+    let (stdout, stderr) = text(&applied);
+    assert!(applied.status.success(), "{stderr}");
+    assert!(stdout.contains("applied: version 2 is in force"), "{stdout}");
+    assert!(stdout.contains("phelps-so co_responder"), "{stdout}");
+    assert_eq!(stale.status.code(), Some(3));
+    assert!(
+        text(&stale).1.contains("Aborted") && text(&stale).1.contains("version 2"),
+        "{}",
+        text(&stale).1
+    );
+    let (stdout, _) = text(&history);
+    assert!(stdout.contains("co-responders") && stdout.contains("seed"), "{stdout}");
+    let diff: serde_json::Value = serde_json::from_slice(&diff.stdout).expect("json");
+    assert_eq!(diff["impact"]["summary"], "+4/-0 decisions");
+    assert_eq!(diff["impact"]["flips"][0]["change"], "gains");
+    let (stdout, stderr) = text(&rollback);
+    assert!(rollback.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("applied: version 3") && stdout.contains("loses `safety`"),
+        "{stdout}"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(shown["version"], 3);
+    assert_eq!(shown["kind"], "rollback");
+    assert!(!shown["policy_csv"].as_str().unwrap().contains("co_responder"));
+    assert_eq!(denied.status.code(), Some(3));
+    assert!(text(&denied).1.contains("PermissionDenied"), "{}", text(&denied).1);
+    sandbox.shutdown().await;
+}

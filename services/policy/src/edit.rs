@@ -48,7 +48,9 @@ pub fn apply_edit(current: &PolicyContent, edit: &PolicyEdit) -> Result<PolicyCo
 fn entry_rule(field: &str, text: &str) -> Result<Rule, String> {
     let line = text.trim();
     if line.is_empty() {
-        return Err(format!("{field}: is empty; give one rule such as `p, role, actor, owner, field, purpose, allow`"));
+        return Err(format!(
+            "{field}: is empty; give one rule such as `p, role, actor, owner, field, purpose, allow`"
+        ));
     }
     if line.contains(['\n', '\r']) {
         return Err(format!("{field}: give one rule per entry"));
@@ -74,14 +76,19 @@ fn apply_rows(current: &PolicyContent, add: &[String], remove: &[String]) -> Res
         problems.push("change: add or remove at least one rule, or give a whole policy".to_owned());
     }
     if add.len() > MAX_EDIT_ROWS || remove.len() > MAX_EDIT_ROWS {
-        problems.push(format!("change: at most {MAX_EDIT_ROWS} rules may be added and {MAX_EDIT_ROWS} removed at once"));
+        problems.push(format!(
+            "change: at most {MAX_EDIT_ROWS} rules may be added and {MAX_EDIT_ROWS} removed at once"
+        ));
         return Err(problems);
     }
     let mut removals: Vec<Rule> = Vec::new();
     for (index, text) in remove.iter().enumerate() {
         match entry_rule(&format!("change.remove[{index}]"), text) {
             Ok(rule) if removals.contains(&rule) => {
-                problems.push(format!("change.remove[{index}]: rule `{}` is listed twice", rule.to_line()));
+                problems.push(format!(
+                    "change.remove[{index}]: rule `{}` is listed twice",
+                    rule.to_line()
+                ));
             }
             Ok(rule) => removals.push(rule),
             Err(problem) => problems.push(problem),
@@ -91,7 +98,10 @@ fn apply_rows(current: &PolicyContent, add: &[String], remove: &[String]) -> Res
     for (index, text) in add.iter().enumerate() {
         match entry_rule(&format!("change.add[{index}]"), text) {
             Ok(rule) if additions.iter().any(|(_, added)| *added == rule) => {
-                problems.push(format!("change.add[{index}]: rule `{}` is listed twice", rule.to_line()));
+                problems.push(format!(
+                    "change.add[{index}]: rule `{}` is listed twice",
+                    rule.to_line()
+                ));
             }
             Ok(rule) if removals.contains(&rule) => {
                 problems.push(format!(
@@ -229,13 +239,13 @@ mod tests {
         assert!(nothing[0].contains("at least one rule"), "{nothing:?}");
         let both = apply_edit(
             &current(),
-            &rows(
-                &["g2, rolla-pd, south-central-mo"],
-                &["g2, rolla-pd, south-central-mo"],
-            ),
+            &rows(&["g2, rolla-pd, south-central-mo"], &["g2, rolla-pd, south-central-mo"]),
         )
         .unwrap_err();
-        assert!(both.iter().any(|problem| problem.contains("both added and removed")), "{both:?}");
+        assert!(
+            both.iter().any(|problem| problem.contains("both added and removed")),
+            "{both:?}"
+        );
     }
 
     #[test]

@@ -144,7 +144,12 @@ pub fn decision_impact(before: &PolicySnapshot, after: &PolicySnapshot, extra_ag
         .chain(extra_agencies.iter().map(ToString::to_string))
         .collect();
     let mut complete = true;
-    if roles.len().saturating_mul(agencies.len()).saturating_mul(agencies.len()) > MAX_IMPACT_TUPLES {
+    if roles
+        .len()
+        .saturating_mul(agencies.len())
+        .saturating_mul(agencies.len())
+        > MAX_IMPACT_TUPLES
+    {
         complete = false;
         (roles, agencies) = touched_names(before, after, extra_agencies, &roles, &agencies);
     }
@@ -288,13 +293,26 @@ p, dispatcher, south-central-mo, south-central-mo, presence, emergency_response,
     #[tokio::test]
     async fn region_membership_inheritance_and_extra_agencies_count() {
         let before = snapshot(BASE).await;
-        let after = snapshot(&format!("{BASE}g2, pulaski-so, south-central-mo\ng3, cit_officer, dispatcher\n")).await;
+        let after = snapshot(&format!(
+            "{BASE}g2, pulaski-so, south-central-mo\ng3, cit_officer, dispatcher\n"
+        ))
+        .await;
         let impact = decision_impact(&before, &after, &[AgencyId::parse("boone-so").unwrap()]);
         let lines: Vec<String> = impact.flips.iter().map(ToString::to_string).collect();
         // pulaski-so joins: it asks about all three and is asked about by all three
-        assert!(lines.contains(&"pulaski-so dispatcher gains `presence` on phelps-so flags for emergency_response".to_owned()));
-        assert!(lines.contains(&"rolla-pd dispatcher gains `presence` on pulaski-so flags for emergency_response".to_owned()));
-        assert!(lines.contains(&"pulaski-so cit_officer gains `presence` on pulaski-so flags for emergency_response".to_owned()));
+        assert!(
+            lines.contains(
+                &"pulaski-so dispatcher gains `presence` on phelps-so flags for emergency_response".to_owned()
+            )
+        );
+        assert!(
+            lines.contains(
+                &"rolla-pd dispatcher gains `presence` on pulaski-so flags for emergency_response".to_owned()
+            )
+        );
+        assert!(lines.contains(
+            &"pulaski-so cit_officer gains `presence` on pulaski-so flags for emergency_response".to_owned()
+        ));
         assert!(!lines.iter().any(|line| line.contains("boone-so")), "{lines:?}");
         // (dispatcher, cit_officer) x 3 agencies x 3 owners, minus dispatcher's 4 unchanged pairs
         assert_eq!(impact.gained(), 9 + 5);
@@ -306,8 +324,14 @@ p, dispatcher, south-central-mo, south-central-mo, presence, emergency_response,
         let before = snapshot(&format!("{BASE}g, dispatcher1, dispatcher, phelps-so\n")).await;
         let after = snapshot(&format!("{BASE}g, dispatcher2, dispatcher, phelps-so\n")).await;
         let diff = rule_diff(before.rules(), after.rules());
-        assert_eq!(diff.added.iter().map(Rule::to_line).collect::<Vec<_>>(), ["g, dispatcher2, dispatcher, phelps-so"]);
-        assert_eq!(diff.removed.iter().map(Rule::to_line).collect::<Vec<_>>(), ["g, dispatcher1, dispatcher, phelps-so"]);
+        assert_eq!(
+            diff.added.iter().map(Rule::to_line).collect::<Vec<_>>(),
+            ["g, dispatcher2, dispatcher, phelps-so"]
+        );
+        assert_eq!(
+            diff.removed.iter().map(Rule::to_line).collect::<Vec<_>>(),
+            ["g, dispatcher1, dispatcher, phelps-so"]
+        );
         assert!(!diff.model_changed);
         assert_eq!(diff.role_assignments().0.len(), 1);
         let impact = decision_impact(&before, &after, &[]);

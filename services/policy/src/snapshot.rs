@@ -45,6 +45,8 @@ pub struct PolicySnapshot {
     roles_by_user: HashMap<(String, String), Vec<RoleName>>,
     regions_by_agency: HashMap<String, BTreeSet<String>>,
     role_ancestors: HashMap<String, BTreeSet<String>>,
+    /// the stored policy version this snapshot was built from, and its content hash
+    stored: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for PolicySnapshot {
@@ -56,6 +58,7 @@ impl std::fmt::Debug for PolicySnapshot {
         f.debug_struct("PolicySnapshot")
             .field("rules", &self.rules.rules.len())
             .field("table", &table)
+            .field("version", &self.stored.as_ref().map(|(version, _)| version))
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +173,7 @@ impl PolicySnapshot {
             roles_by_user,
             regions_by_agency,
             role_ancestors,
+            stored: None,
         };
         if matches!(snapshot.table, DecisionTable::Enumerated { .. }) {
             snapshot.table = snapshot.enumerate(&names.roles, &names.agencies);
@@ -365,6 +369,24 @@ impl PolicySnapshot {
 
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// Labels this snapshot with the stored policy version it was built
+    /// from, so whoever holds it knows which version decided.
+    #[must_use]
+    pub fn stored_as(mut self, version: u64, content_hash: String) -> Self {
+        self.stored = Some((version, content_hash));
+        self
+    }
+
+    /// The stored version this snapshot was built from, if it was labelled.
+    pub fn stored_version(&self) -> Option<u64> {
+        self.stored.as_ref().map(|(version, _)| *version)
+    }
+
+    /// The content hash of that version.
+    pub fn stored_hash(&self) -> Option<&str> {
+        self.stored.as_ref().map(|(_, hash)| hash.as_str())
     }
 
     /// Every role, agency and region the rules name, the extra agencies

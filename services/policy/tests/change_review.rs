@@ -112,8 +112,12 @@ async fn an_edit_that_breaks_a_policy_test_is_refused_naming_the_row() {
         "{refusal}"
     );
     assert!(
-        review.impact.flips.iter().any(|flip| flip.to_string()
-            == "rolla-pd dispatcher gains `safety` on phelps-so flags for emergency_response"),
+        review
+            .impact
+            .flips
+            .iter()
+            .any(|flip| flip.to_string()
+                == "rolla-pd dispatcher gains `safety` on phelps-so flags for emergency_response"),
         "the impact is shown even when refused"
     );
 }
@@ -135,18 +139,39 @@ async fn a_function_a_lockout_or_no_change_is_refused() {
     )
     .await;
     assert!(!with_eval.is_valid());
-    assert!(with_eval.refusal().unwrap().contains("`eval(`"), "{:?}", with_eval.refusal());
+    assert!(
+        with_eval.refusal().unwrap().contains("`eval(`"),
+        "{:?}",
+        with_eval.refusal()
+    );
 
     let regex_model = PolicyEdit::Whole {
         policy: current.content.policy.clone(),
         roles: None,
-        model: Some(current.content.model.replace("r.field == p.field", "regexMatch(r.field, p.field)")),
+        model: Some(
+            current
+                .content
+                .model
+                .replace("r.field == p.field", "regexMatch(r.field, p.field)"),
+        ),
     };
     let with_regex = review(&current, regex_model).await;
-    assert!(with_regex.refusal().unwrap().contains("regexMatch"), "{:?}", with_regex.refusal());
+    assert!(
+        with_regex.refusal().unwrap().contains("regexMatch"),
+        "{:?}",
+        with_regex.refusal()
+    );
 
-    let lockout = review(&current, rows(&[], &["g, privacy_officer1, privacy_officer, phelps-so"])).await;
-    assert!(lockout.refusal().unwrap().contains("privacy_officer"), "{:?}", lockout.refusal());
+    let lockout = review(
+        &current,
+        rows(&[], &["g, privacy_officer1, privacy_officer, phelps-so"]),
+    )
+    .await;
+    assert!(
+        lockout.refusal().unwrap().contains("privacy_officer"),
+        "{:?}",
+        lockout.refusal()
+    );
 
     let unchanged = review(&current, whole(current.content.policy.clone())).await;
     assert!(unchanged.refusal().unwrap().contains("changes nothing"));

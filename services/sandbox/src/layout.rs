@@ -5,7 +5,7 @@
 //! DIR/pki/agencies/<a>/    ca.pem, crl.pem (the trust dir), nodes/, users/
 //! DIR/keys/matching.key    the federation matching key
 //! DIR/nodes/<a>/           node.toml, data.key, flags.sqlite
-//! DIR/policies/            model.conf, policy.csv, roles.csv
+//! DIR/policies/            model.conf, policy.csv, roles.csv, tests/cases.csv
 //! DIR/profiles/<a>-<role>.toml   one flagctl profile per person
 //! ```
 
@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 const MODEL_CONF: &str = include_str!("../../../policies/model.conf");
 const POLICY_CSV: &str = include_str!("../../../policies/policy.csv");
 const ROLES_CSV: &str = include_str!("../../../policies/roles.csv");
+const POLICY_TESTS_CSV: &str = include_str!("../../../policies/tests/cases.csv");
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
@@ -232,11 +233,16 @@ impl Sandbox {
                         .map_err(|error| setup(format!("read {}", from.display()))(error.to_string()))?;
                     write(&dir.join("policies").join(name), &text)?;
                 }
+                // the policy tests every edit must pass, when the source has them
+                if let Ok(tests) = std::fs::read_to_string(source.join("tests/cases.csv")) {
+                    write(&dir.join("policies/tests/cases.csv"), &tests)?;
+                }
             }
             None => {
                 write(&dir.join("policies/model.conf"), MODEL_CONF)?;
                 write(&dir.join("policies/policy.csv"), POLICY_CSV)?;
                 write(&dir.join("policies/roles.csv"), ROLES_CSV)?;
+                write(&dir.join("policies/tests/cases.csv"), POLICY_TESTS_CSV)?;
             }
         }
 

@@ -187,8 +187,16 @@ pub struct MatchingSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySection {
-    /// directory holding model.conf, policy.csv and roles.csv
+    /// directory holding model.conf, policy.csv, roles.csv and tests/cases.csv:
+    /// the seed of the node's first stored policy version, and the policy
+    /// tests every edit must pass
     pub dir: PathBuf,
+    /// an applied edit or rollback waits until a second privacy officer approves it
+    #[serde(default)]
+    pub two_person_rule: bool,
+    /// how often the node looks for a version applied by another replica of it
+    #[serde(default = "default_policy_poll_ms")]
+    pub poll_interval_ms: u64,
 }
 
 /// The audit log: its own database file and keys.
@@ -284,6 +292,9 @@ fn default_checkpoint_interval_secs() -> u64 {
 fn default_audit_queue() -> usize {
     4_096
 }
+fn default_policy_poll_ms() -> u64 {
+    5_000
+}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -374,6 +385,9 @@ impl NodeConfig {
         }
         self.validate_federation()?;
         self.admin_addr()?;
+        if !(100..=3_600_000).contains(&self.policy.poll_interval_ms) {
+            return Err(invalid("policy.poll_interval_ms", "must be between 100 and 3600000"));
+        }
         if !(10..=60_000).contains(&self.audit.append_deadline_ms) {
             return Err(invalid("audit.append_deadline_ms", "must be between 10 and 60000"));
         }
@@ -553,6 +567,8 @@ token_key_file = "audit-token.key"
         assert_eq!(config.reload_interval(), Duration::from_secs(5));
         assert_eq!(config.max_connection_age(), Duration::from_secs(3600));
         assert_eq!(config.max_connection_age_grace(), Duration::from_secs(60));
+        assert!(!config.policy.two_person_rule);
+        assert_eq!(config.policy.poll_interval_ms, 5_000);
     }
 
     #[test]
@@ -588,6 +604,10 @@ token_key_file = "audit-token.key"
             ),
             (GOOD.replace("\"node.key\"", "\"missing.key\""), "tls.private_key"),
             (GOOD.replace("dir = \"policies\"", "dir = \"nowhere\""), "policy.dir"),
+            (
+                GOOD.replace("dir = \"policies\"", "dir = \"policies\"\npoll_interval_ms = 10"),
+                "policy.poll_interval_ms",
+            ),
             (
                 GOOD.replace("path = \"flags.sqlite\"", "url = \"mysql://x\""),
                 "store.url",

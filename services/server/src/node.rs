@@ -11,12 +11,11 @@ use crate::grpc::FlagIndexGrpc;
 use crate::incoming::{ListenerLimits, accept_tls};
 use crate::metrics::{MetricSources, NodeMetrics, serve_admin};
 use crate::peers::PeerSet;
-use crate::policy_admin::PolicyAdminGrpc;
+use crate::policy_admin::{PolicyAdminGrpc, PolicySettings};
 use crate::tls_reload::{ReloadTask, TrustReload, trust_paths};
 use flagnet_audit::{AuditLog, AuditLogConfig, AuditSink, AuditTokenKey, CheckpointSigner};
 use flagnet_core::AgencyId;
 use flagnet_core::{Clock, MatchingKey, Store, SystemClock};
-use flagnet_policy::{DecisionEngine, PolicySource};
 use flagnet_proto::v1::audit_log_server::AuditLogServer;
 use flagnet_proto::v1::federation_server::FederationServer;
 use flagnet_proto::v1::flag_index_server::FlagIndexServer;
@@ -213,9 +212,9 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
     let metrics = NodeMetrics::new(agency.as_str());
     let audit = AuditTrail::new(audit_sink.clone(), audit_token_key, clock.clone(), metrics.clone());
     let engine = Arc::new(
-        DecisionEngine::load(&PolicySource::new(&config.policy.dir), std::slice::from_ref(&agency))
+        crate::policy_admin::load_policy(store.as_ref(), &audit, clock.as_ref(), &config.policy.dir, &agency)
             .await
-            .map_err(|error| StartError::Policy(error.to_string()))?,
+            .map_err(StartError::Policy)?,
     );
     let tls = Arc::new(
         ReloadingServerConfig::load(trust_paths(&config)).map_err(|error| StartError::Tls(error.to_string()))?,
@@ -302,7 +301,10 @@ pub async fn start(parts: NodeParts) -> Result<RunningNode, StartError> {
         .add_service(reflection)
         .add_service(flag_index)
         .add_service(federation)
-        .add_service(PolicyAdminServer::new(PolicyAdminGrpc::new(core.clone())));
+        .add_service(PolicyAdminServer::new(PolicyAdminGrpc::new(
+            core.clone(),
+            PolicySettings::from_config(&config),
+        )));
     let core_for_audit = core.clone();
     let peers_for_metrics = core.peers.clone();
     let delivery = spawn_delivery_loop(core, Duration::from_millis(config.federation.delivery_retry_ms));

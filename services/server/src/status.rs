@@ -59,6 +59,7 @@ mod tests {
             CoreError::PermissionDenied("x".into()),
             CoreError::NotFound("flag".into()),
             CoreError::FailedPrecondition("x".into()),
+            CoreError::Aborted("x".into()),
         ] {
             assert_eq!(to_status(error.clone()).code(), code_of(&error));
         }

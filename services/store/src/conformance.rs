@@ -1279,7 +1279,10 @@ pub async fn policy_versions_append_in_order_and_refuse_a_stale_base(store: &dyn
         expect_ok(store.latest_policy_version(&scene.neighbour).await, "neighbour"),
         None
     );
-    assert_eq!(expect_ok(store.policy_version(&scene.neighbour, 1).await, "neighbour"), None);
+    assert_eq!(
+        expect_ok(store.policy_version(&scene.neighbour, 1).await, "neighbour"),
+        None
+    );
     let neighbours = expect_ok(
         store
             .append_policy_version(new_policy_version(&scene.neighbour, 0, Seed, "theirs", t(5)))
@@ -1345,7 +1348,10 @@ pub async fn policy_proposals_close_once_by_approval_or_rejection(store: &dyn St
         Some(second.clone())
     );
     assert!(expect_ok(store.policy_proposals(&scene.neighbour, true, 100).await, "neighbour").is_empty());
-    assert_eq!(expect_ok(store.policy_proposal(&scene.neighbour, second.id).await, "neighbour"), None);
+    assert_eq!(
+        expect_ok(store.policy_proposal(&scene.neighbour, second.id).await, "neighbour"),
+        None
+    );
 
     let approval = PolicyApproval {
         by: officer(agency, "privacy_officer2"),
@@ -1375,8 +1381,7 @@ pub async fn policy_proposals_close_once_by_approval_or_rejection(store: &dyn St
         "approving a proposal on a stale base",
     );
     assert!(
-        expect_ok(store.policy_proposal(agency, second.id).await, "still open")
-            .is_some_and(|still| still.is_open())
+        expect_ok(store.policy_proposal(agency, second.id).await, "still open").is_some_and(|still| still.is_open())
     );
     assert!(matches!(
         store

@@ -25,10 +25,10 @@ mod pool;
 use crate::data_key::DataKey;
 use crate::rows::{
     AlertInput, AlertRow, ConsentRow, FLAG_HISTORY, FlagInput, FlagRow, FlagWrite, HistoryBody, JoinedToken,
-    LoadedFlags, REVIEW_ITEMS, ReviewRow, check_resolution, consent_query_flags, corrupt, cursor_to_sql,
-    data_key_check_binding, data_key_check_opens, history_binding, instant_from_sql, instant_to_sql, list_limit,
-    lookup_tokens, new_review_item, new_revocation, outbox_binding, revision_from_sql, status_from_sql,
-    POLICY_PROPOSALS, PolicyVersionRow, ProposalRow, check_rejection, stale_policy_base,
+    LoadedFlags, POLICY_PROPOSALS, PolicyVersionRow, ProposalRow, REVIEW_ITEMS, ReviewRow, check_rejection,
+    check_resolution, consent_query_flags, corrupt, cursor_to_sql, data_key_check_binding, data_key_check_opens,
+    history_binding, instant_from_sql, instant_to_sql, list_limit, lookup_tokens, new_review_item, new_revocation,
+    outbox_binding, revision_from_sql, stale_policy_base, status_from_sql,
 };
 use crate::seal::Sealer;
 use crate::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
@@ -36,8 +36,8 @@ use async_trait::async_trait;
 use flagnet_core::flag::FlagChange;
 use flagnet_core::{
     AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, NewPolicyVersion,
-    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution, Store,
-    SubjectToken,
+    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution,
+    Store, SubjectToken,
 };
 use pool::{ConnectionPool, Session, pg_error};
 use std::collections::HashMap;
@@ -540,7 +540,13 @@ async fn insert_policy_version(session: &mut Session<'_>, row: &PolicyVersionRow
     let inserted = session
         .execute(
             INSERT_POLICY_VERSION,
-            &[&row.agency, &row.version, &row.created_at, &row.content_hash, &row.sealed],
+            &[
+                &row.agency,
+                &row.version,
+                &row.created_at,
+                &row.content_hash,
+                &row.sealed,
+            ],
         )
         .await?;
     if inserted != 1 {
@@ -1014,7 +1020,9 @@ impl Store for PostgresStore {
         let before = before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
         let limit = list_limit(limit);
         let mut lease = self.pool.get(OPERATION).await?;
-        let rows = lease.query(POLICY_HISTORY, &[&agency.as_str(), &before, &limit]).await?;
+        let rows = lease
+            .query(POLICY_HISTORY, &[&agency.as_str(), &before, &limit])
+            .await?;
         rows.iter()
             .map(|row| policy_version_row(row)?.open(&self.sealer))
             .collect()
@@ -1051,7 +1059,9 @@ impl Store for PostgresStore {
         let rows = lease
             .query(SELECT_POLICY_PROPOSAL, &[&id.to_string(), &agency.as_str()])
             .await?;
-        rows.first().map(|row| proposal_row(row)?.open(&self.sealer)).transpose()
+        rows.first()
+            .map(|row| proposal_row(row)?.open(&self.sealer))
+            .transpose()
     }
 
     async fn policy_proposals(

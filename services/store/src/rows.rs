@@ -702,69 +702,6 @@ impl AlertInput {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::DataKey;
-
-    #[test]
-    fn every_status_round_trips_through_its_column_text() {
-        for status in [
-            FlagStatus::Active,
-            FlagStatus::Unverified,
-            FlagStatus::Lapsed,
-            FlagStatus::Revoked,
-            FlagStatus::Archived,
-        ] {
-            assert_eq!(status_from_sql(FLAGS, "x", status.as_str()).unwrap(), status);
-        }
-        assert!(status_from_sql(FLAGS, "x", "Active").is_err());
-    }
-
-    #[test]
-    fn instants_and_dates_round_trip() {
-        let at = time::macros::datetime!(2026-03-05 12:34:56.123456789 UTC);
-        let nanos = instant_to_sql("at", at).unwrap();
-        assert_eq!(instant_from_sql(FLAGS, "x", nanos).unwrap(), at);
-        let date = time::macros::date!(2026 - 06 - 30);
-        assert_eq!(date_to_sql(date).unwrap(), "2026-06-30");
-        assert_eq!(date_from_sql("x", "2026-06-30").unwrap(), date);
-        let too_late = time::macros::datetime!(2300-01-01 0:00 UTC);
-        assert!(matches!(
-            instant_to_sql("at", too_late),
-            Err(CoreError::InvalidArgument { .. })
-        ));
-    }
-
-    #[test]
-    fn uuid_text_sorts_like_uuids() {
-        let mut ids: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
-        let mut texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        ids.sort();
-        texts.sort();
-        assert_eq!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>(), texts);
-    }
-
-    #[test]
-    fn limits_and_cursors_are_clamped() {
-        assert_eq!(list_limit(0), 1);
-        assert_eq!(list_limit(usize::MAX), MAX_LIST_LIMIT as i64);
-        assert_eq!(cursor_to_sql(u64::MAX), i64::MAX);
-        assert!(cursor_from_sql("x", -1).is_err());
-    }
-
-    #[test]
-    fn the_data_key_check_opens_only_under_its_key() {
-        let sealer = Sealer::new(&DataKey::from_bytes([7; 32]));
-        let sealed = sealer.seal_bytes(&data_key_check_binding(), DATA_KEY_CHECK).unwrap();
-        assert!(data_key_check_opens(&sealer, &sealed));
-        let other = Sealer::new(&DataKey::from_bytes([8; 32]));
-        assert!(!data_key_check_opens(&other, &sealed));
-        let wrong_text = sealer.seal_bytes(&data_key_check_binding(), b"something else").unwrap();
-        assert!(!data_key_check_opens(&sealer, &wrong_text));
-    }
-}
-
 // ---- policy versions and proposals ----
 
 /// A policy version number as a column value; numbers past `i64::MAX` are refused.
@@ -950,5 +887,68 @@ pub(crate) fn check_rejection(closing: &ProposalClosing) -> CoreResult<()> {
             "proposal.outcome",
             "a proposal is approved only together with its version",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DataKey;
+
+    #[test]
+    fn every_status_round_trips_through_its_column_text() {
+        for status in [
+            FlagStatus::Active,
+            FlagStatus::Unverified,
+            FlagStatus::Lapsed,
+            FlagStatus::Revoked,
+            FlagStatus::Archived,
+        ] {
+            assert_eq!(status_from_sql(FLAGS, "x", status.as_str()).unwrap(), status);
+        }
+        assert!(status_from_sql(FLAGS, "x", "Active").is_err());
+    }
+
+    #[test]
+    fn instants_and_dates_round_trip() {
+        let at = time::macros::datetime!(2026-03-05 12:34:56.123456789 UTC);
+        let nanos = instant_to_sql("at", at).unwrap();
+        assert_eq!(instant_from_sql(FLAGS, "x", nanos).unwrap(), at);
+        let date = time::macros::date!(2026 - 06 - 30);
+        assert_eq!(date_to_sql(date).unwrap(), "2026-06-30");
+        assert_eq!(date_from_sql("x", "2026-06-30").unwrap(), date);
+        let too_late = time::macros::datetime!(2300-01-01 0:00 UTC);
+        assert!(matches!(
+            instant_to_sql("at", too_late),
+            Err(CoreError::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn uuid_text_sorts_like_uuids() {
+        let mut ids: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
+        let mut texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        ids.sort();
+        texts.sort();
+        assert_eq!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>(), texts);
+    }
+
+    #[test]
+    fn limits_and_cursors_are_clamped() {
+        assert_eq!(list_limit(0), 1);
+        assert_eq!(list_limit(usize::MAX), MAX_LIST_LIMIT as i64);
+        assert_eq!(cursor_to_sql(u64::MAX), i64::MAX);
+        assert!(cursor_from_sql("x", -1).is_err());
+    }
+
+    #[test]
+    fn the_data_key_check_opens_only_under_its_key() {
+        let sealer = Sealer::new(&DataKey::from_bytes([7; 32]));
+        let sealed = sealer.seal_bytes(&data_key_check_binding(), DATA_KEY_CHECK).unwrap();
+        assert!(data_key_check_opens(&sealer, &sealed));
+        let other = Sealer::new(&DataKey::from_bytes([8; 32]));
+        assert!(!data_key_check_opens(&other, &sealed));
+        let wrong_text = sealer.seal_bytes(&data_key_check_binding(), b"something else").unwrap();
+        assert!(!data_key_check_opens(&sealer, &wrong_text));
     }
 }

@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use flagnet_core::flag::FlagChange;
 use flagnet_core::{
     AgencyId, Alert, Consent, CoreError, CoreResult, Encounter, Flag, FlagMatch, NewConsent, NewFlag, NewPolicyVersion,
-    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution, Store,
-    SubjectToken,
+    PolicyApproval, PolicyProposal, PolicyVersion, ProposalClosing, ProposalOutcome, ReviewItem, ReviewResolution,
+    Store, SubjectToken,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
@@ -483,7 +483,11 @@ impl ProposalRow {
 }
 
 /// The highest version number of `agency`, or `None` before the seed.
-fn latest_version_number(transaction: &Transaction<'_>, agency: &str, operation: &'static str) -> CoreResult<Option<i64>> {
+fn latest_version_number(
+    transaction: &Transaction<'_>,
+    agency: &str,
+    operation: &'static str,
+) -> CoreResult<Option<i64>> {
     transaction
         .prepare_cached("SELECT max(version) FROM policy_versions WHERE agency = ?1")
         .and_then(|mut statement| statement.query_row(params![agency], |row| row.get::<_, Option<i64>>(0)))
@@ -1188,7 +1192,13 @@ impl Store for SqliteStore {
                         "INSERT INTO policy_proposals ({PROPOSAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, NULL, ?5)"
                     ))
                     .and_then(|mut statement| {
-                        statement.execute(params![row.id, row.agency, row.base_version, row.proposed_at, row.sealed])
+                        statement.execute(params![
+                            row.id,
+                            row.agency,
+                            row.base_version,
+                            row.proposed_at,
+                            row.sealed
+                        ])
                     })
                     .map_err(sql_error(OPERATION))?;
                 Ok(())
