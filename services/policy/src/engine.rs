@@ -91,7 +91,19 @@ impl DecisionEngine {
         consents: &[Consent],
         now: OffsetDateTime,
     ) -> Disclosure {
-        let snapshot = self.snapshot();
+        Self::decide_with(&self.snapshot(), actor, purpose, flag, consents, now)
+    }
+
+    /// [`DecisionEngine::decide`] against a snapshot the caller holds, so
+    /// every flag of one request is decided by the same policy version.
+    pub fn decide_with(
+        snapshot: &PolicySnapshot,
+        actor: &Actor,
+        purpose: Purpose,
+        flag: &Flag,
+        consents: &[Consent],
+        now: OffsetDateTime,
+    ) -> Disclosure {
         if flag.lifecycle_at(now).is_err() {
             return Disclosure::denied_all(DenyReason::Lifecycle);
         }
@@ -102,7 +114,7 @@ impl DecisionEngine {
         let covering: Vec<FieldClassSet> = consents
             .iter()
             .filter(|consent| consent.flag_id == flag.id)
-            .filter_map(|consent| consent_covers(&snapshot, consent, actor, purpose, now))
+            .filter_map(|consent| consent_covers(snapshot, consent, actor, purpose, now))
             .collect();
         if covering.is_empty() {
             return Disclosure::denied_all(DenyReason::NoConsent);

@@ -131,11 +131,21 @@ impl FlagIndexCore {
             self.store.consents_for_flags(&flag_ids).await?
         };
         let no_consents: Vec<Consent> = Vec::new();
+        // one policy version for the whole request: roles and rules together
+        let snapshot = self.engine.snapshot();
+        let actor = &match &actor.user {
+            Some(user) if actor.agency == self.agency => Actor {
+                roles: snapshot.roles_of(&actor.agency, user.as_str()),
+                ..actor.clone()
+            },
+            _ => actor.clone(),
+        };
         Ok(found
             .into_iter()
             .filter_map(|found| {
                 let flag_consents = consents.get(&found.flag.id).unwrap_or(&no_consents);
-                let disclosure = self.engine.decide(actor, purpose, &found.flag, flag_consents, now);
+                let disclosure =
+                    DecisionEngine::decide_with(&snapshot, actor, purpose, &found.flag, flag_consents, now);
                 let outcome = match (disclosure.discloses_presence(), disclosure.is_override()) {
                     (false, _) => "hidden",
                     (true, true) => "override",
