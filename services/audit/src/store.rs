@@ -320,6 +320,12 @@ pub fn load_state(conn: &Connection) -> Result<LoadedState, AuditError> {
     let mut pending = checkpoints.iter().peekable();
     let mut frontier = Frontier::new();
     let mut problem = None;
+    // checkpoints of the empty tree (a node stopped before its first record)
+    while let Some(checkpoint) = pending.next_if(|checkpoint| checkpoint.tree_size == 0) {
+        if checkpoint.root_hash != frontier.root() {
+            problem.get_or_insert_with(|| "root at size 0 differs from its checkpoint".to_owned());
+        }
+    }
     let mut statement = conn.prepare("SELECT leaf_index, leaf_hash FROM audit_records ORDER BY leaf_index")?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {

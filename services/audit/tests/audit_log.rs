@@ -758,3 +758,32 @@ async fn the_log_is_an_audit_sink() {
     assert_eq!(receipt.index, 0);
     assert!(sink.health().borrow().is_writable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_closed_before_its_first_record_opens_and_serves_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("checkpoint.key");
+    CheckpointSigner::generate_key_file(&key).unwrap();
+    let log = AuditLog::open(
+        config(dir.path()),
+        CheckpointSigner::load(agency("phelps-so"), &key).unwrap(),
+    )
+    .await
+    .unwrap();
+    log.checkpoint_now().await.unwrap();
+    log.shutdown().await;
+    drop(log);
+    let reopened = AuditLog::open(
+        config(dir.path()),
+        CheckpointSigner::load(agency("phelps-so"), &key).unwrap(),
+    )
+    .await
+    .unwrap();
+    reopened
+        .append(record(0))
+        .await
+        .expect("an empty log with a size-0 checkpoint takes records again");
+    let report = reopened.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.first_bad);
+    reopened.shutdown().await;
+}

@@ -96,10 +96,7 @@ impl ChildNode {
 
     /// SIGTERM, as an operator would stop it, then a kill if it lingers.
     pub async fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

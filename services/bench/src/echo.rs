@@ -103,7 +103,13 @@ impl EchoServer {
 /// reply whose encoding is `reply_len` bytes: the sizes of a lookup.
 pub fn sized_request(request_len: usize, reply_len: usize) -> pb::EchoRequest {
     let mut reply_payload = reply_len;
-    while reply_payload > 0 && (pb::EchoReply { payload: vec![0; reply_payload] }).encoded_len() > reply_len {
+    while reply_payload > 0
+        && (pb::EchoReply {
+            payload: vec![0; reply_payload],
+        })
+        .encoded_len()
+            > reply_len
+    {
         reply_payload -= 1;
     }
     let mut request = pb::EchoRequest {
@@ -130,7 +136,10 @@ mod tests {
             let reply = pb::EchoReply {
                 payload: vec![0; request.reply_bytes as usize],
             };
-            assert!((reply_len - 1..=reply_len).contains(&reply.encoded_len()), "reply for {reply_len}");
+            assert!(
+                (reply_len - 1..=reply_len).contains(&reply.encoded_len()),
+                "reply for {reply_len}"
+            );
         }
     }
 }

@@ -112,11 +112,16 @@ where
     merged
 }
 
-/// Alternates `first` and `second`, one call at a time (so one request is
-/// in flight in all), `warmup + samples` calls of each, and records each in
-/// its own histogram. Two scenarios compared this way see the same disk,
-/// the same neighbours on the machine and the same caches, so their ratio
-/// is not moved by what else ran when.
+/// Calls of one side of a pair made in a row before the other side's turn.
+pub const PAIR_BLOCK: u64 = 200;
+
+/// Alternates blocks of [`PAIR_BLOCK`] calls of `first` and of `second`,
+/// one call at a time (so one request is in flight in all), until each has
+/// made `warmup + samples` calls, and records each side's last `samples` in
+/// its own histogram. Two scenarios compared this way see the same disk and
+/// the same neighbours on the machine, so their ratio is not moved by what
+/// else ran when; blocks rather than single alternate calls keep each
+/// side's caches as warm as they would be alone.
 pub async fn paired_closed_loop<F, G, FutF, FutG>(
     label: &str,
     progress: &Progress,
@@ -131,7 +136,8 @@ where
     FutF: Future<Output = Result<(), String>>,
     FutG: Future<Output = Result<(), String>>,
 {
-    let bar = progress.bar(label, (warmup + samples) as u64);
+    let total = (warmup + samples) as u64;
+    let bar = progress.bar(label, 2 * total);
     let empty = || Latency {
         histogram: histogram(),
         errors: 0,
@@ -147,19 +153,29 @@ where
             latency.first_error.get_or_insert(error);
         }
     };
-    for sequence in 0..(warmup + samples) as u64 {
-        // which goes first alternates too, so neither always follows the other
-        let (order_a_first, measured) = (sequence % 2 == 0, sequence >= warmup as u64);
+    let mut block_start = 0;
+    let mut block = 0u64;
+    while block_start < total {
+        let block_end = (block_start + PAIR_BLOCK).min(total);
+        // which side goes first alternates too
         for turn in 0..2 {
-            let run_a = (turn == 0) == order_a_first;
-            let started = Instant::now();
-            let result = if run_a { first(sequence).await } else { second(sequence).await };
-            let elapsed = started.elapsed();
-            if measured {
-                record(if run_a { &mut a } else { &mut b }, elapsed, result);
+            let run_first = (turn == 0) == block.is_multiple_of(2);
+            for sequence in block_start..block_end {
+                let started = Instant::now();
+                let result = if run_first {
+                    first(sequence).await
+                } else {
+                    second(sequence).await
+                };
+                let elapsed = started.elapsed();
+                if sequence >= warmup as u64 {
+                    record(if run_first { &mut a } else { &mut b }, elapsed, result);
+                }
+                bar.inc(1);
             }
         }
-        bar.inc(1);
+        block_start = block_end;
+        block += 1;
     }
     bar.finish_and_clear();
     (a, b)
@@ -273,7 +289,11 @@ mod tests {
     #[tokio::test]
     async fn a_closed_loop_records_only_what_follows_the_warm_up_and_counts_wrong_answers() {
         let latency = closed_loop("test", &Progress::hidden(), 5, 20, 1, |sequence| async move {
-            if sequence % 10 == 9 { Err(format!("wrong answer {sequence}")) } else { Ok(()) }
+            if sequence % 10 == 9 {
+                Err(format!("wrong answer {sequence}"))
+            } else {
+                Ok(())
+            }
         })
         .await;
         // sequences 5..25 are recorded; 9, 19 are wrong
@@ -313,13 +333,13 @@ mod tests {
             "test",
             &Progress::hidden(),
             2,
-            10,
+            450,
             |_| async { Ok(()) },
             |sequence| async move { if sequence == 5 { Err("wrong".to_owned()) } else { Ok(()) } },
         )
         .await;
-        assert_eq!((a.histogram.len(), a.errors), (10, 0));
-        assert_eq!((b.histogram.len(), b.errors), (9, 1));
+        assert_eq!((a.histogram.len(), a.errors), (450, 0));
+        assert_eq!((b.histogram.len(), b.errors), (449, 1));
     }
 
     #[test]

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "flagnet-bench", version, about = "measure a flagnet node against its baselines")]
+#[command(
+    name = "flagnet-bench",
+    version,
+    about = "measure a flagnet node against its baselines"
+)]
 struct Cli {
     #[command(flatten)]
     sizes: Sizes,
@@ -154,8 +158,8 @@ async fn serve(config: PathBuf) -> Result<(), String> {
     let node = flagnet_server::start(NodeParts::new(config))
         .await
         .map_err(|error| error.to_string())?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|error| error.to_string())?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|error| error.to_string())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

@@ -32,7 +32,9 @@ pub struct BenchOptions {
     pub peer_deadline_ms: u64,
     /// federated lookups recorded with one peer black-holed (R3)
     pub blackhole_samples: usize,
-    /// how many of those run at once (each one waits out the deadline)
+    /// how many of those run at once (each one waits out the deadline);
+    /// the home node restarts after every 100 - this many, before a peer's
+    /// breaker would open and spare the rest
     pub blackhole_in_flight: usize,
     /// fsyncs timed on the database's disk
     pub fsync_samples: usize,
@@ -126,6 +128,9 @@ impl BenchOptions {
         }
         if !(self.throughput_secs > 0.0 && self.throughput_warmup_secs >= 0.0) {
             return Err("--throughput-secs must be positive".into());
+        }
+        if self.blackhole_in_flight > 50 {
+            return Err("--blackhole-in-flight must be at most 50 (a peer's breaker opens after 100 failures)".into());
         }
         if self.policy_large < self.policy_small {
             return Err("--policy-large must be at least --policy-small".into());

@@ -24,17 +24,24 @@ pub const FOURTH_AGENCY: &str = "dent-so";
 
 const REAL_ROLES: [&str; 4] = ["dispatcher", "officer", "cit_officer", "liaison"];
 const CLASSES: [&str; 6] = ["presence", "response", "safety", "contacts", "clinical", "identity"];
-const PURPOSES: [&str; 4] = ["emergency_response", "welfare_check", "crisis_followup", "emergency_override"];
+const PURPOSES: [&str; 4] = [
+    "emergency_response",
+    "welfare_check",
+    "crisis_followup",
+    "emergency_override",
+];
 
 /// Writes `model.conf`, `policy.csv` and `roles.csv` with exactly
 /// `total_rules` rules into `dir`; returns the rule count read back.
 pub fn write_policy(dir: &Path, total_rules: usize) -> Result<usize, BenchError> {
     std::fs::create_dir_all(dir).map_err(|error| BenchError::setup("policy dir", error))?;
-    let base = format!(
-        "{POLICY_CSV}\n# the benchmark's fourth agency\ng2, {FOURTH_AGENCY}, south-central-mo\n"
-    );
+    let base = format!("{POLICY_CSV}\n# the benchmark's fourth agency\ng2, {FOURTH_AGENCY}, south-central-mo\n");
     let write = |policy: &str| -> Result<usize, BenchError> {
-        for (name, text) in [("model.conf", MODEL_CONF), ("policy.csv", policy), ("roles.csv", ROLES_CSV)] {
+        for (name, text) in [
+            ("model.conf", MODEL_CONF),
+            ("policy.csv", policy),
+            ("roles.csv", ROLES_CSV),
+        ] {
             std::fs::write(dir.join(name), text).map_err(|error| BenchError::setup("policy file", error))?;
         }
         let rules = PolicySource::new(dir)
@@ -78,7 +85,10 @@ pub fn synthetic_rules(count: usize) -> String {
         seen.len() < count
     };
     for agency in 0..agencies {
-        if !push(format!("g2, bench-a{agency}, bench-region{}", agency % regions), &mut text) {
+        if !push(
+            format!("g2, bench-a{agency}, bench-region{}", agency % regions),
+            &mut text,
+        ) {
             return text;
         }
     }
@@ -98,13 +108,24 @@ pub fn synthetic_rules(count: usize) -> String {
             } else {
                 format!("bench-a{}", next(agencies))
             };
-            let owner = ["same".to_owned(), "any".to_owned(), format!("bench-a{}", next(agencies))][next(3)].clone();
-            format!("p, {}, {actor}, {owner}, {class}, {purpose}, {effect}", REAL_ROLES[next(REAL_ROLES.len())])
+            let owner = [
+                "same".to_owned(),
+                "any".to_owned(),
+                format!("bench-a{}", next(agencies)),
+            ][next(3)]
+            .clone();
+            format!(
+                "p, {}, {actor}, {owner}, {class}, {purpose}, {effect}",
+                REAL_ROLES[next(REAL_ROLES.len())]
+            )
         } else {
             // a role nobody holds, anywhere
             let actor = ["any", "phelps-so", "south-central-mo"][next(3)];
             let owner = ["same", "any", "phelps-so", "south-central-mo"][next(4)];
-            format!("p, bench-role{}, {actor}, {owner}, {class}, {purpose}, {effect}", next(roles))
+            format!(
+                "p, bench-role{}, {actor}, {owner}, {class}, {purpose}, {effect}",
+                next(roles)
+            )
         };
         if !push(line, &mut text) {
             return text;

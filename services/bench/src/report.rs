@@ -91,7 +91,7 @@ pub struct SeedingSummary {
 }
 
 /// Every measurement of one run. Scenarios that a ratio compares were
-/// measured as a pair, alternating one call of each (see
+/// measured as a pair, in alternating blocks of calls (see
 /// [`crate::load::paired_closed_loop`]), except where noted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Measurements {
@@ -175,7 +175,11 @@ pub struct Ratio {
 }
 
 fn ratio(name: &'static str, definition: &'static str, numerator: f64, denominator: f64, goal: Goal) -> Ratio {
-    let value = if denominator > 0.0 { numerator / denominator } else { f64::NAN };
+    let value = if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        f64::NAN
+    };
     Ratio {
         name,
         definition,
@@ -208,8 +212,10 @@ impl Machine {
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned()))
+                text.lines().find_map(|line| {
+                    line.strip_prefix("model name")
+                        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+                })
             })
             .unwrap_or_default();
         Self {
@@ -326,14 +332,10 @@ impl Report {
         .iter()
         .map(|summary| summary.errors)
         .sum::<u64>()
-            + [
-                &m.echo_saturated,
-                &m.local_saturated,
-                &m.local_null_sink_saturated,
-            ]
-            .iter()
-            .map(|summary| summary.errors)
-            .sum::<u64>()
+            + [&m.echo_saturated, &m.local_saturated, &m.local_null_sink_saturated]
+                .iter()
+                .map(|summary| summary.errors)
+                .sum::<u64>()
     }
 
     pub fn new(
@@ -376,10 +378,7 @@ impl Report {
         }
         ratios.add_row(vec![
             Cell::new("R6 RSS"),
-            Cell::new(format!(
-                "node resident set at {} flags, MB",
-                self.options.big_flags
-            )),
+            Cell::new(format!("node resident set at {} flags, MB", self.options.big_flags)),
             Cell::new(format!("{:.1}", self.rss_at_big_flags_mb)).set_alignment(CellAlignment::Right),
             Cell::new(format!("≤ {:.0}", self.rss_goal_mb)),
             Cell::new(if self.rss_met { "yes" } else { "NO" }),
@@ -388,7 +387,16 @@ impl Report {
         let m = &self.measurements;
         let mut latencies = Table::new();
         latencies.load_preset(UTF8_FULL_CONDENSED);
-        latencies.set_header(vec!["closed loop (1 in flight)", "samples", "errors", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"]);
+        latencies.set_header(vec![
+            "closed loop (1 in flight)",
+            "samples",
+            "errors",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "max µs",
+        ]);
         let flags = self.options.flags;
         let big = self.options.big_flags;
         for (label, summary) in [
@@ -402,7 +410,10 @@ impl Report {
             ("  ⇄ lookup, local".to_owned(), &m.local_beside_federated),
             ("lookup, 1 peer black-holed".to_owned(), &m.federated_black_hole),
             (format!("lookup, {} rules", m.policy_large_rules), &m.local_large_policy),
-            (format!("  ⇄ lookup, {} rules", m.policy_small_rules), &m.local_beside_large_policy),
+            (
+                format!("  ⇄ lookup, {} rules", m.policy_small_rules),
+                &m.local_beside_large_policy,
+            ),
             (format!("lookup, own process, {flags} flags"), &m.child_local_small),
             (format!("  ⇄ lookup, own process, {big} flags"), &m.child_local_big),
         ] {
@@ -447,12 +458,16 @@ impl Report {
             m.big_seeding.flags, m.big_seeding.secs, m.big_seeding.flags_per_second
         );
         let load = format!(
-            "⇄: measured as a pair, one call of each in turn; load average at start {}, at end {}",
+            "⇄: measured as a pair, in alternating blocks of calls, one call in flight; load average at start {}, at end {}",
             m.load_average_start, m.load_average_end
         );
         let payload = format!(
             "lookup sizes mirrored by the echo: request {} B, response {} B; per-peer deadline {} ms; policies {} and {} rules",
-            m.lookup_request_bytes, m.lookup_response_bytes, m.peer_deadline_ms, m.policy_small_rules, m.policy_large_rules
+            m.lookup_request_bytes,
+            m.lookup_response_bytes,
+            m.peer_deadline_ms,
+            m.policy_small_rules,
+            m.policy_large_rules
         );
         let verdict = if self.clean {
             "every answer was checked and correct".to_owned()

@@ -15,9 +15,9 @@
 //! 9. R6: a one-node federation of `big_flags` flags and the home node,
 //!    each in its own process, paired, and their resident memory.
 //!
-//! Two scenarios that a ratio compares are measured as a pair, one call of
-//! each in turn, so a disk that slows down or a neighbour that starts a
-//! build moves both alike. Every lookup asks for a subject drawn from the
+//! Two scenarios that a ratio compares are measured as a pair, in
+//! alternating blocks of calls, one call in flight at a time, so a disk that
+//! slows down or a neighbour that starts a build moves both alike. Every lookup asks for a subject drawn from the
 //! loaded ones and checks the answer (the right flags, the right classes,
 //! the right peer states).
 
@@ -45,6 +45,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tonic::transport::Channel;
+
+/// Consecutive failures before a peer's breaker opens: the most a node's
+/// config accepts.
+const BREAKER_FAILURES: u32 = 100;
 
 /// How a lookup's answer is checked.
 type Check = fn(&pb::LookupResponse) -> Result<(), String>;
@@ -118,10 +122,7 @@ impl WorkDir {
                 let stamp = OffsetDateTime::now_utc().unix_timestamp();
                 let path = dir.join(format!("run-{stamp}"));
                 std::fs::create_dir_all(&path).map_err(|error| BenchError::setup("work dir", error))?;
-                Ok(Self {
-                    path,
-                    _temporary: None,
-                })
+                Ok(Self { path, _temporary: None })
             }
             None => {
                 let temporary = tempfile::Builder::new()
@@ -218,13 +219,28 @@ fn echo_call(client: EchoClient<Channel>, request: echo_pb::EchoRequest) -> Call
 }
 
 /// Two scenarios as a pair (see [`paired_closed_loop`]).
-async fn pair(label: &str, options: &BenchOptions, progress: &Progress, first: Call, second: Call) -> (Latency, Latency) {
-    progress.phase(&format!("{label}: {} samples of each, one call at a time", options.samples));
+async fn pair(
+    label: &str,
+    options: &BenchOptions,
+    progress: &Progress,
+    first: Call,
+    second: Call,
+) -> (Latency, Latency) {
+    progress.phase(&format!(
+        "{label}: {} samples of each, one call at a time, in alternating blocks",
+        options.samples
+    ));
     paired_closed_loop(label, progress, options.warmup, options.samples, first, second).await
 }
 
 /// Saturated calls of `call(worker, sequence)` for one window.
-async fn saturate<F, Fut>(label: &str, options: &BenchOptions, progress: &Progress, window: Duration, call: F) -> Throughput
+async fn saturate<F, Fut>(
+    label: &str,
+    options: &BenchOptions,
+    progress: &Progress,
+    window: Duration,
+    call: F,
+) -> Throughput
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -280,7 +296,11 @@ fn merge(total: &mut Throughput, window: Throughput) {
 }
 
 /// Echo clients reaching the echo server as the dispatcher of the home node.
-async fn echo_clients(sandbox: &Sandbox, server: &EchoServer, count: usize) -> Result<Vec<EchoClient<Channel>>, BenchError> {
+async fn echo_clients(
+    sandbox: &Sandbox,
+    server: &EchoServer,
+    count: usize,
+) -> Result<Vec<EchoClient<Channel>>, BenchError> {
     let mut profile = ClientProfile::load(&sandbox.profile_path(HOME, "dispatcher"))
         .map_err(|error| BenchError::setup("echo client", error))?;
     profile.endpoint = format!("https://{}", server.addr());
@@ -323,9 +343,9 @@ async fn start_federation(
         agencies: std::iter::once(HOME).chain(PEERS).map(str::to_owned).collect(),
         federation_timing: FederationTiming {
             peer_timeout_ms: options.peer_deadline_ms,
-            // the worst case for R3: the breaker never spares a lookup the
-            // dead peer's deadline (it opens only after 100 failures, for 10 ms)
-            breaker_failures: 100,
+            // the worst case for R3: the breaker opens as late as the config
+            // allows, for as short as it allows (see the black-hole phase)
+            breaker_failures: BREAKER_FAILURES,
             breaker_cooldown_ms: 10,
             ..FederationTiming::default()
         },
@@ -352,6 +372,10 @@ async fn start_single(
     })
     .await?;
     let seeding = seed(&sandbox, HOME, 0..flags, progress).await?;
+    // one checked lookup proves the load is visible through the API (and
+    // gives the audit log a record before any restart: a log whose only
+    // checkpoint is at size 0 fails its open check)
+    lookup_sizes(&sandbox).await?;
     Ok((sandbox, seeding))
 }
 
@@ -371,7 +395,9 @@ async fn lookup_sizes(sandbox: &Sandbox) -> Result<(usize, usize), BenchError> {
 
 /// Runs every phase and returns the report.
 pub async fn run(options: BenchOptions, command: String) -> Result<Report, BenchError> {
-    options.validate().map_err(|reason| BenchError::setup("options", reason))?;
+    options
+        .validate()
+        .map_err(|reason| BenchError::setup("options", reason))?;
     let progress = Progress::new(options.quiet);
     let started = Instant::now();
     let started_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
@@ -391,7 +417,10 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
     m.policy_small_rules = policy::write_policy(&small_policy, options.policy_small)?;
     m.policy_large_rules = policy::write_policy(&large_policy, options.policy_large)?;
     let mut federation = start_federation(&root, &options, &progress, small_policy.clone()).await?;
-    progress.phase(&format!("bulk seeding {} flags at each of the four nodes", options.flags));
+    progress.phase(&format!(
+        "bulk seeding {} flags at each of the four nodes",
+        options.flags
+    ));
     m.seeding = seed(&federation, HOME, 0..options.flags, &progress).await?;
     for peer in PEERS {
         seed(&federation, peer, 0..options.flags, &progress).await?;
@@ -410,7 +439,11 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
         .parent()
         .map(Path::to_owned)
         .unwrap_or_else(|| root.clone());
-    progress.phase(&format!("fsync on {}: {} samples", store_dir.display(), options.fsync_samples));
+    progress.phase(&format!(
+        "fsync on {}: {} samples",
+        store_dir.display(),
+        options.fsync_samples
+    ));
     let mut fsync = fsyncs(&store_dir, options.fsync_samples.div_ceil(2), false).await?;
     let dispatcher = federation.client(HOME, "dispatcher").await?;
     let (echo, durable) = pair(
@@ -421,7 +454,9 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
         lookup_call(dispatcher.clone(), local, options.flags, check_local),
     )
     .await;
-    fsync.add(fsyncs(&store_dir, options.fsync_samples / 2, false).await?).expect("same bounds");
+    fsync
+        .add(fsyncs(&store_dir, options.fsync_samples / 2, false).await?)
+        .expect("same bounds");
     m.fsync = LatencySummary::of(&fsync, 0, None);
     m.fsync_four_at_once = LatencySummary::of(&fsyncs(&store_dir, options.fsync_samples / 2 + 1, true).await?, 0, None);
     m.echo = LatencySummary::latency(&echo);
@@ -434,16 +469,43 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
     ));
     let lookups = dispatchers(&federation, options.connections).await?;
     let half = window / 2;
-    let mut echo_total = saturate("echo, saturated", &options, &progress, half, saturated_echoes(echoes.clone(), echo_request.clone())).await;
-    let mut durable_total =
-        saturate("lookup, saturated", &options, &progress, half, saturated_lookups(lookups.clone(), options.flags)).await;
+    let mut echo_total = saturate(
+        "echo, saturated",
+        &options,
+        &progress,
+        half,
+        saturated_echoes(echoes.clone(), echo_request.clone()),
+    )
+    .await;
+    let mut durable_total = saturate(
+        "lookup, saturated",
+        &options,
+        &progress,
+        half,
+        saturated_lookups(lookups.clone(), options.flags),
+    )
+    .await;
     merge(
         &mut durable_total,
-        saturate("lookup, saturated", &options, &progress, half, saturated_lookups(lookups, options.flags)).await,
+        saturate(
+            "lookup, saturated",
+            &options,
+            &progress,
+            half,
+            saturated_lookups(lookups, options.flags),
+        )
+        .await,
     );
     merge(
         &mut echo_total,
-        saturate("echo, saturated", &options, &progress, half, saturated_echoes(echoes.clone(), echo_request.clone())).await,
+        saturate(
+            "echo, saturated",
+            &options,
+            &progress,
+            half,
+            saturated_echoes(echoes.clone(), echo_request.clone()),
+        )
+        .await,
     );
     m.echo_saturated = ThroughputSummary::of(&echo_total);
     m.local_saturated = ThroughputSummary::of(&durable_total);
@@ -461,13 +523,21 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
     m.local_beside_federated = LatencySummary::latency(&alone);
 
     // R4: the large policy beside the small one
-    progress.phase(&format!("a one-node federation on the {}-rule policy", m.policy_large_rules));
+    progress.phase(&format!(
+        "a one-node federation on the {}-rule policy",
+        m.policy_large_rules
+    ));
     let (large, _) = start_single(&root, "large-policy", large_policy, options.flags, &progress).await?;
     let (at_large, at_small) = pair(
         "lookup, large ⇄ small policy",
         &options,
         &progress,
-        lookup_call(large.client(HOME, "dispatcher").await?, local, options.flags, check_local),
+        lookup_call(
+            large.client(HOME, "dispatcher").await?,
+            local,
+            options.flags,
+            check_local,
+        ),
         lookup_call(dispatcher.clone(), local, options.flags, check_local),
     )
     .await;
@@ -484,7 +554,12 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
         &options,
         &progress,
         echo_call(echoes[0].clone(), echo_request.clone()),
-        lookup_call(federation.client(HOME, "dispatcher").await?, local, options.flags, check_local),
+        lookup_call(
+            federation.client(HOME, "dispatcher").await?,
+            local,
+            options.flags,
+            check_local,
+        ),
     )
     .await;
     m.echo_beside_null_sink = LatencySummary::latency(&echo);
@@ -516,17 +591,45 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
     let hole = crate::blackhole::BlackHole::open(dead_addr)
         .await
         .map_err(|error| BenchError::setup("black hole", error))?;
-    let client = federation.client(HOME, "dispatcher").await?;
-    let population = options.flags;
-    let black_holed = closed_loop(
-        "lookup, 1 peer black-holed",
-        &progress,
-        options.blackhole_in_flight,
-        options.blackhole_samples,
-        options.blackhole_in_flight,
-        move |sequence| lookup_call(client.clone(), federated, population, check_black_hole)(sequence),
-    )
-    .await;
+    // a peer's breaker opens after at most 100 consecutive failures (the
+    // config's bound) and then spares lookups the deadline; restarting the
+    // home node between rounds of fewer lookups keeps every sample the
+    // worst case, a lookup that waits the dead peer out
+    let per_round = BREAKER_FAILURES as usize - options.blackhole_in_flight;
+    let mut black_holed: Option<Latency> = None;
+    let mut remaining = options.blackhole_samples;
+    let mut round = 0u64;
+    while remaining > 0 {
+        let samples = remaining.min(per_round);
+        let client = federation.client(HOME, "dispatcher").await?;
+        let population = options.flags;
+        let offset = round * per_round as u64;
+        let part = closed_loop(
+            "lookup, 1 peer black-holed",
+            &progress,
+            options.blackhole_in_flight,
+            samples,
+            options.blackhole_in_flight,
+            move |sequence| lookup_call(client.clone(), federated, population, check_black_hole)(sequence + offset),
+        )
+        .await;
+        match &mut black_holed {
+            Some(total) => {
+                total.histogram.add(&part.histogram).expect("same bounds");
+                total.errors += part.errors;
+                if total.first_error.is_none() {
+                    total.first_error = part.first_error;
+                }
+            }
+            None => black_holed = Some(part),
+        }
+        remaining -= samples;
+        round += 1;
+        if remaining > 0 {
+            restart(&mut federation, HOME).await?;
+        }
+    }
+    let black_holed = black_holed.expect("at least one round");
     m.federated_black_hole = LatencySummary::latency(&black_holed);
     drop(hole);
     federation.start_node(dead).await?;
@@ -564,8 +667,18 @@ pub async fn run(options: BenchOptions, command: String) -> Result<Report, Bench
         "lookup, big ⇄ small, own processes",
         &options,
         &progress,
-        lookup_call(big.client(HOME, "dispatcher").await?, local, options.big_flags, check_local),
-        lookup_call(federation.client(HOME, "dispatcher").await?, local, options.flags, check_local),
+        lookup_call(
+            big.client(HOME, "dispatcher").await?,
+            local,
+            options.big_flags,
+            check_local,
+        ),
+        lookup_call(
+            federation.client(HOME, "dispatcher").await?,
+            local,
+            options.flags,
+            check_local,
+        ),
     )
     .await;
     m.child_local_big = LatencySummary::latency(&at_big);
@@ -609,7 +722,9 @@ pub async fn profile(
     secs: f64,
     in_flight: usize,
 ) -> Result<String, BenchError> {
-    options.validate().map_err(|reason| BenchError::setup("options", reason))?;
+    options
+        .validate()
+        .map_err(|reason| BenchError::setup("options", reason))?;
     let progress = Progress::new(options.quiet);
     let work = WorkDir::new(options.dir.as_deref())?;
     let root = work.path.clone();
@@ -631,7 +746,10 @@ pub async fn profile(
     };
     let window = Duration::from_secs_f64(secs);
     let population = options.flags;
-    eprintln!("flagnet-bench profile: pid {} drives {scenario:?} for {secs} s", std::process::id());
+    eprintln!(
+        "flagnet-bench profile: pid {} drives {scenario:?} for {secs} s",
+        std::process::id()
+    );
     let throughput = match scenario {
         Scenario::Echo => {
             let server = EchoServer::start(&node_config(&federation, HOME)?).await?;
@@ -643,14 +761,32 @@ pub async fn profile(
         }
         Scenario::Local | Scenario::LocalNullSink => {
             let clients = dispatchers(&federation, options.connections).await?;
-            saturate("lookups", &profiled, &progress, window, saturated_lookups(clients, population)).await
+            saturate(
+                "lookups",
+                &profiled,
+                &progress,
+                window,
+                saturated_lookups(clients, population),
+            )
+            .await
         }
         Scenario::Federated => {
             let clients = dispatchers(&federation, options.connections).await?;
-            saturate("federated lookups", &profiled, &progress, window, move |worker, sequence| {
-                let call = lookup_call(clients[worker % clients.len()].clone(), pb::LookupScope::Federated, population, check_federated);
-                call(mix(sequence ^ ((worker as u64) << 40)))
-            })
+            saturate(
+                "federated lookups",
+                &profiled,
+                &progress,
+                window,
+                move |worker, sequence| {
+                    let call = lookup_call(
+                        clients[worker % clients.len()].clone(),
+                        pb::LookupScope::Federated,
+                        population,
+                        check_federated,
+                    );
+                    call(mix(sequence ^ ((worker as u64) << 40)))
+                },
+            )
             .await
         }
     };

@@ -22,8 +22,22 @@ const GIVEN: [&str; 16] = [
     "Quinn", "Reese", "Hayden", "Rowan",
 ];
 const FAMILY: [&str; 16] = [
-    "Avery", "Delgado", "Okafor", "Whitfield", "Banks", "Morgan", "Kowalski", "Patel", "Nguyen", "Schmidt", "Brooks",
-    "Romero", "Foster", "Haddad", "Lindqvist", "Murphy",
+    "Avery",
+    "Delgado",
+    "Okafor",
+    "Whitfield",
+    "Banks",
+    "Morgan",
+    "Kowalski",
+    "Patel",
+    "Nguyen",
+    "Schmidt",
+    "Brooks",
+    "Romero",
+    "Foster",
+    "Haddad",
+    "Lindqvist",
+    "Murphy",
 ];
 const STREETS: [&str; 8] = [
     "Pine Street",
@@ -129,7 +143,10 @@ pub fn lookup(index: u64, scope: pb::LookupScope) -> pb::LookupRequest {
 /// neighbour's (identity withheld too).
 pub fn check_match(found: &pb::Match, owner: &str) -> Result<(), String> {
     if found.owner_agency != owner {
-        return Err(format!("a match owned by {} where {owner} was expected", found.owner_agency));
+        return Err(format!(
+            "a match owned by {} where {owner} was expected",
+            found.owner_agency
+        ));
     }
     let own = owner == HOME;
     let disclosed = (
@@ -138,7 +155,11 @@ pub fn check_match(found: &pb::Match, owner: &str) -> Result<(), String> {
         found.identity.is_some(),
         found.safety.is_some() || found.contacts.is_some() || found.clinical.is_some(),
     );
-    let (expected, withheld) = if own { ((true, true, true, false), 3) } else { ((true, true, false, false), 4) };
+    let (expected, withheld) = if own {
+        ((true, true, true, false), 3)
+    } else {
+        ((true, true, false, false), 4)
+    };
     if disclosed != expected || found.withheld.len() != withheld {
         return Err(format!(
             "a dispatcher's match from {owner} disclosed the wrong classes \
