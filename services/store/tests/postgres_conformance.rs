@@ -782,9 +782,10 @@ async fn a_terminated_connection_is_replaced() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(
-        terminated, 1,
-        "the store's one connection was found by its application name"
+    // the pooled connection, and possibly the migration connection still closing
+    assert!(
+        terminated >= 1,
+        "the store's connection was found by its application name"
     );
     // the first call may still meet the dead connection; it must then be
     // `Unavailable`, and the call after it must work
