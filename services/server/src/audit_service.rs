@@ -4,14 +4,14 @@
 //! call is itself recorded in the log before it is answered.
 
 use crate::audit_trail::authenticate_audited;
-use crate::caller::{Caller, require_person};
+use crate::caller::Caller;
 use crate::convert;
 use crate::flag_index::FlagIndexCore;
 use crate::status::to_status;
 use flagnet_audit::{
     AuditAction, AuditLog, AuditOutcome, AuditQuery, Checkpoint, CheckpointVerifier, StoredRecord, SubjectRef,
 };
-use flagnet_core::{AgencyId, CoreError, CoreResult, RoleName, UserId};
+use flagnet_core::{AgencyId, CoreError, CoreResult, UserId};
 use flagnet_proto::v1 as pb;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -86,16 +86,11 @@ impl AuditLogGrpc {
     }
 
     fn require_auditor(&self, caller: &Caller) -> CoreResult<()> {
-        require_person(caller)?;
-        let auditor = RoleName::parse(AUDITOR_ROLE).map_err(|error| CoreError::Internal(error.to_string()))?;
-        let snapshot = self.core.engine.snapshot();
-        let holds = caller.roles.iter().any(|held| snapshot.role_includes(held, &auditor));
-        if caller.identity.agency != self.core.agency || !holds {
-            return Err(CoreError::PermissionDenied(
-                "the audit log is read only by this agency's auditors".into(),
-            ));
-        }
-        Ok(())
+        self.core.require_own_agency_role(
+            caller,
+            AUDITOR_ROLE,
+            "the audit log is read only by this agency's auditors",
+        )
     }
 
     fn subject_refs(&self, subject: Option<pb::SubjectQuery>) -> CoreResult<Vec<SubjectRef>> {

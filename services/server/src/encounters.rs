@@ -7,7 +7,7 @@
 
 use crate::caller::{Caller, require_person};
 use crate::flag_index::FlagIndexCore;
-use flagnet_core::{Alert, CoreError, CoreResult, Encounter, RoleName};
+use flagnet_core::{Alert, CoreError, CoreResult, Encounter};
 use flagnet_proto::v1 as pb;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -24,14 +24,6 @@ const BACKLOG_PAGE: usize = 200;
 const DELIVERY_BATCH: usize = 100;
 /// The longest one delivery call may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn holds_role(core: &FlagIndexCore, caller: &Caller, role: &str) -> bool {
-    let Ok(wanted) = RoleName::parse(role) else {
-        return false;
-    };
-    let snapshot = core.engine.snapshot();
-    caller.roles.iter().any(|held| snapshot.role_includes(held, &wanted))
-}
 
 pub fn encounter_message(encounter: &Encounter) -> pb::Encounter {
     pb::Encounter {
@@ -61,7 +53,7 @@ impl FlagIndexCore {
     /// queued and offered to the owner at once. Returns whether the owner has it.
     pub async fn report_encounter(&self, caller: &Caller, encounter: Encounter) -> CoreResult<bool> {
         require_person(caller)?;
-        if !holds_role(self, caller, REPORTING_ROLE) {
+        if !self.holds_role(caller, REPORTING_ROLE) {
             return Err(CoreError::PermissionDenied(
                 "reporting encounters needs an officer role".into(),
             ));
@@ -143,13 +135,11 @@ impl FlagIndexCore {
     }
 
     pub fn require_liaison(&self, caller: &Caller) -> CoreResult<()> {
-        require_person(caller)?;
-        if caller.identity.agency != self.agency || !holds_role(self, caller, ALERTED_ROLE) {
-            return Err(CoreError::PermissionDenied(
-                "encounter alerts go to the owner agency's liaisons".into(),
-            ));
-        }
-        Ok(())
+        self.require_own_agency_role(
+            caller,
+            ALERTED_ROLE,
+            "encounter alerts go to the owner agency's liaisons",
+        )
     }
 
     /// Streams alerts after `after_cursor`: the backlog from the store, then

@@ -13,7 +13,7 @@ use flagnet_core::{
     AgencyId, Clock, Consent, CoreError, CoreResult, Flag, MatchingKey, NewConsent, NewFlag, Purpose, Store,
     SubjectKeyKind, SubjectToken,
 };
-use flagnet_core::{Alert, ReviewItem};
+use flagnet_core::{Alert, ReviewItem, RoleName};
 use flagnet_policy::{Actor, DecisionEngine, Disclosure, Operation};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -94,6 +94,26 @@ pub fn reason(field: &str, value: &str) -> CoreResult<String> {
 }
 
 impl FlagIndexCore {
+    /// Whether any of the caller's roles is `role` or inherits it, by the
+    /// policy in force.
+    pub fn holds_role(&self, caller: &Caller, role: &str) -> bool {
+        let Ok(wanted) = RoleName::parse(role) else {
+            return false;
+        };
+        let snapshot = self.engine.snapshot();
+        caller.roles.iter().any(|held| snapshot.role_includes(held, &wanted))
+    }
+
+    /// Refuses anyone but a person of this node's agency holding `role`,
+    /// with `refusal` as the reason.
+    pub fn require_own_agency_role(&self, caller: &Caller, role: &str, refusal: &str) -> CoreResult<()> {
+        require_person(caller)?;
+        if caller.identity.agency != self.agency || !self.holds_role(caller, role) {
+            return Err(CoreError::PermissionDenied(refusal.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Refuses anyone but this agency's records clerks; checked before the
     /// request is even read, so others learn nothing from validation.
     pub fn require_records_clerk(&self, caller: &Caller) -> CoreResult<()> {

@@ -19,7 +19,7 @@
 //! says what happened in one line: `policy:apply v8 (+3/-1 decisions): reason`.
 
 use crate::audit_trail::{AuditTrail, authenticate_audited};
-use crate::caller::{Caller, require_person};
+use crate::caller::Caller;
 use crate::config::NodeConfig;
 use crate::convert::{self, parse_uuid, proto_field_class};
 use crate::flag_index::{FlagIndexCore, reason};
@@ -282,17 +282,11 @@ impl PolicyAdminGrpc {
     }
 
     fn require_privacy_officer(&self, caller: &Caller) -> CoreResult<()> {
-        require_person(caller)?;
-        let officer = privacy_officer()?;
-        let snapshot = self.core().engine.snapshot();
-        if caller.identity.agency != self.core().agency
-            || !caller.roles.iter().any(|held| snapshot.role_includes(held, &officer))
-        {
-            return Err(CoreError::PermissionDenied(
-                "policy administration is for this agency's privacy officers".into(),
-            ));
-        }
-        Ok(())
+        self.core().require_own_agency_role(
+            caller,
+            PRIVACY_OFFICER_ROLE,
+            "policy administration is for this agency's privacy officers",
+        )
     }
 }
 
